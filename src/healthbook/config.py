@@ -1,0 +1,33 @@
+"""Settings read from the environment (prefix HEALTHBOOK_); the only module that reads it."""
+
+from __future__ import annotations
+
+from functools import lru_cache
+
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class Settings(BaseSettings):
+    """Runtime configuration of one healthbook process."""
+
+    model_config = SettingsConfigDict(env_prefix="HEALTHBOOK_", env_file=".env", extra="ignore")
+
+    database_url: str = "sqlite:///healthbook.db"
+    # Largest request body accepted, in bytes (413 beyond it).
+    max_body_bytes: int = 32 * 1024 * 1024
+    # Public base URL of the FHIR endpoint, used in Location headers and bundle links when set;
+    # otherwise derived from the request.
+    public_base_url: str | None = None
+    default_page_size: int = 50
+    max_page_size: int = 1000
+    # Connection pool size per process (PostgreSQL).
+    pool_size: int = 20
+    # SQLite synchronous pragma: FULL survives power loss, NORMAL survives process crashes only.
+    sqlite_synchronous: str = "FULL"
+    sqlite_busy_timeout_ms: int = 30000
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    """The process-wide settings, read once."""
+    return Settings()

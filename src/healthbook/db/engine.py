@@ -1,0 +1,68 @@
+"""Engine and unit-of-work context managers: one transaction per interaction, commit on success."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+from sqlalchemy import create_engine
+from sqlalchemy.engine import Connection, Engine
+
+from healthbook.config import Settings
+from healthbook.db import dialect
+
+
+class Database:
+    """A configured engine plus the read and write transaction scopes the services use."""
+
+    def __init__(self, settings: Settings):
+        self.url = dialect.normalise_url(settings.database_url)
+        self.engine: Engine = create_engine(
+            self.url,
+            **dialect.engine_options(
+                self.url, pool_size=settings.pool_size, busy_timeout_ms=settings.sqlite_busy_timeout_ms
+            ),
+        )
+        dialect.install_sqlite_hooks(
+            self.engine, synchronous=settings.sqlite_synchronous, busy_timeout_ms=settings.sqlite_busy_timeout_ms
+        )
+
+    @property
+    def is_sqlite(self) -> bool:
+        """True for the embedded backend."""
+        return dialect.is_sqlite(self.engine)
+
+    def sqlite_path(self) -> Path | None:
+        """The database file of a SQLite URL (None for memory or PostgreSQL)."""
+        db = self.engine.url.database
+        if not self.is_sqlite or not db or db == ":memory:":
+            return None
+        return Path(db)
+
+    @contextmanager
+    def write(self) -> Iterator[Connection]:
+        """A write transaction: committed when the block ends normally, rolled back otherwise."""
+        with self.engine.connect() as conn:
+            dialect.mark_write(conn)
+            with conn.begin():
+                yield conn
+
+    @contextmanager
+    def read(self) -> Iterator[Connection]:
+        """Autocommit reads: no BEGIN/COMMIT round trips, each statement sees the latest commit."""
+        with self.engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
+            yield conn
+
+    @contextmanager
+    def snapshot(self) -> Iterator[Connection]:
+        """A read transaction whose statements all see one consistent snapshot (pages and totals)."""
+        with self.engine.connect() as conn:
+            if not self.is_sqlite:
+                conn = conn.execution_options(isolation_level="REPEATABLE READ")
+            with conn.begin():
+                yield conn
+
+    def dispose(self) -> None:
+        """Close pooled connections (tests, shutdown)."""
+        self.engine.dispose()

@@ -1,0 +1,60 @@
+"""The patient compartment: which Patient a resource belongs to, i.e. its patient_key (shard key)."""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from typing import Any
+
+from healthbook.fhir.definitions import load_json
+from healthbook.fhir.fhirpath import CompiledPath, compile_path
+
+# Resources outside every patient compartment share one pseudo key per type; '~' cannot occur in an id.
+NO_PATIENT_PREFIX = "~"
+
+
+def pseudo_key(res_type: str) -> str:
+    """The patient_key of resources of this type that belong to no patient."""
+    return NO_PATIENT_PREFIX + res_type
+
+
+@lru_cache(maxsize=None)
+def _member_paths(res_type: str) -> tuple[CompiledPath, ...]:
+    members: dict[str, list[str]] = load_json("compartment-patient.json")
+    codes = members.get(res_type, [])
+    exprs: dict[str, str] = {}
+    for sp in load_json("searchparams.json"):
+        if res_type in sp["base"] and sp["code"] in codes and sp.get("expression"):
+            exprs[sp["code"]] = sp["expression"]
+    return tuple(compile_path(exprs[c]) for c in codes if c in exprs)
+
+
+def compartment_types() -> frozenset[str]:
+    """Resource types that can belong to a patient compartment."""
+    members: dict[str, list[str]] = load_json("compartment-patient.json")
+    return frozenset(members) | {"Patient"}
+
+
+def patient_ids(resource: dict[str, Any]) -> list[str]:
+    """Ids of the local Patients whose compartment holds this resource, in definition order."""
+    rtype = resource.get("resourceType")
+    if not isinstance(rtype, str):
+        return []
+    found: list[str] = []
+    for path in _member_paths(rtype):
+        for node in path.evaluate(resource):
+            ref = node.value.get("reference") if isinstance(node.value, dict) else None
+            if not isinstance(ref, str) or not ref.startswith("Patient/"):
+                continue
+            pid = ref[len("Patient/") :].split("/", 1)[0]
+            if pid and pid not in found:
+                found.append(pid)
+    return found
+
+
+def patient_key(resource: dict[str, Any]) -> str:
+    """The shard key: the Patient's own id, the first Patient it belongs to, or the type's pseudo key."""
+    rtype = str(resource.get("resourceType"))
+    if rtype == "Patient":
+        return str(resource["id"])
+    ids = patient_ids(resource)
+    return ids[0] if ids else pseudo_key(rtype)

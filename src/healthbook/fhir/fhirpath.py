@@ -1,0 +1,240 @@
+"""A compiled subset of FHIRPath: the path forms used by the R4 search parameters and compartments.
+
+Expressions outside the subset raise Unsupported; callers fall back to a general evaluator.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from functools import lru_cache
+from typing import Any
+
+_TOKEN = re.compile(r"\s*(\(|\)|\[|\]|\||\.|=|'(?:[^'\\]|\\.)*'|[A-Za-z_][A-Za-z0-9_]*|\d+)")
+
+
+_ANY_ROOT = frozenset({"Resource", "DomainResource"})
+
+
+class Unsupported(ValueError):
+    """The expression uses FHIRPath beyond the compiled subset."""
+
+
+@dataclass(frozen=True, slots=True)
+class Node:
+    """A value reached by a path, with the type suffix of the choice key it came from (valueQuantity)."""
+
+    value: Any
+    choice: str | None = None
+
+
+Step = Callable[[Iterator[Node], dict[str, Any]], Iterator[Node]]
+
+
+def _tokens(expr: str) -> list[str]:
+    out: list[str] = []
+    pos = 0
+    expr = expr.strip()
+    while pos < len(expr):
+        m = _TOKEN.match(expr, pos)
+        if not m or m.end() == pos:
+            raise Unsupported(f"cannot tokenise {expr[pos:]!r}")
+        out.append(m.group(1))
+        pos = m.end()
+        while pos < len(expr) and expr[pos].isspace():
+            pos += 1
+    return out
+
+
+def _child(name: str) -> Step:
+    prefix_len = len(name)
+
+    def step(nodes: Iterator[Node], _root: dict[str, Any]) -> Iterator[Node]:
+        for node in nodes:
+            obj = node.value
+            if not isinstance(obj, dict):
+                continue
+            if name in obj:
+                yield from _flatten(obj[name], None)
+                continue
+            for key, val in obj.items():
+                if len(key) > prefix_len and key.startswith(name) and key[prefix_len].isupper():
+                    yield from _flatten(val, key[prefix_len:])
+
+    return step
+
+
+def _flatten(value: Any, choice: str | None) -> Iterator[Node]:
+    if isinstance(value, list):
+        for item in value:
+            if item is not None:
+                yield Node(item, choice)
+    elif value is not None:
+        yield Node(value, choice)
+
+
+def _as_type(type_name: str) -> Step:
+    wanted = type_name[0].upper() + type_name[1:]
+
+    def step(nodes: Iterator[Node], _root: dict[str, Any]) -> Iterator[Node]:
+        for node in nodes:
+            if node.choice is None or node.choice == wanted:
+                yield node
+
+    return step
+
+
+def reference_type(ref: Any, root: dict[str, Any]) -> str | None:
+    """The resource type a Reference points at, from its literal reference or its type element."""
+    if not isinstance(ref, dict):
+        return None
+    literal = ref.get("reference")
+    if isinstance(literal, str):
+        if literal.startswith("#"):
+            for res in root.get("contained", []) or []:
+                if isinstance(res, dict) and res.get("id") == literal[1:]:
+                    rt = res.get("resourceType")
+                    return rt if isinstance(rt, str) else None
+            return None
+        parts = literal.split("/")
+        if "_history" in parts:
+            parts = parts[: parts.index("_history")]
+        if len(parts) >= 2 and parts[-2][:1].isupper():
+            return parts[-2]
+    rtype = ref.get("type")
+    return rtype if isinstance(rtype, str) else None
+
+
+def _resolve_is(type_name: str) -> Step:
+    def step(nodes: Iterator[Node], root: dict[str, Any]) -> Iterator[Node]:
+        for node in nodes:
+            if reference_type(node.value, root) == type_name:
+                yield node
+
+    return step
+
+
+def _where_eq(name: str, literal: str) -> Step:
+    def step(nodes: Iterator[Node], _root: dict[str, Any]) -> Iterator[Node]:
+        for node in nodes:
+            if isinstance(node.value, dict) and node.value.get(name) == literal:
+                yield node
+
+    return step
+
+
+def _index(i: int) -> Step:
+    def step(nodes: Iterator[Node], _root: dict[str, Any]) -> Iterator[Node]:
+        for n, node in enumerate(nodes):
+            if n == i:
+                yield node
+                return
+
+    return step
+
+
+class _Parser:
+    def __init__(self, tokens: list[str]):
+        self.toks = tokens
+        self.pos = 0
+
+    def peek(self) -> str | None:
+        return self.toks[self.pos] if self.pos < len(self.toks) else None
+
+    def take(self, expected: str | None = None) -> str:
+        tok = self.peek()
+        if tok is None or (expected is not None and tok != expected):
+            raise Unsupported(f"expected {expected!r}, got {tok!r}")
+        self.pos += 1
+        return tok
+
+    def union(self) -> list[tuple[str | None, list[Step]]]:
+        parts = [self.path()]
+        while self.peek() == "|":
+            self.take("|")
+            parts.append(self.path())
+        if self.peek() is not None:
+            raise Unsupported(f"unexpected {self.peek()!r}")
+        return parts
+
+    def path(self) -> tuple[str | None, list[Step]]:
+        steps: list[Step] = []
+        if self.peek() == "(":
+            self.take("(")
+            root, steps = self.path()
+            self.take("as")
+            steps = [*steps, _as_type(self.take())]
+            self.take(")")
+        else:
+            first = self.take()
+            if first[:1].isupper():
+                root = first
+            else:
+                root = None
+                steps.append(_child(first))
+        while self.peek() in (".", "["):
+            if self.take() == "[":
+                steps.append(_index(int(self.take())))
+                self.take("]")
+                continue
+            steps.append(self.function_or_child())
+        return root, steps
+
+    def function_or_child(self) -> Step:
+        name = self.take()
+        if self.peek() != "(":
+            return _child(name)
+        self.take("(")
+        if name in ("as", "ofType"):
+            step = _as_type(self.take())
+        elif name == "where":
+            step = self.where()
+        else:
+            raise Unsupported(f"function {name}()")
+        self.take(")")
+        return step
+
+    def where(self) -> Step:
+        first = self.take()
+        if first == "resolve":
+            self.take("(")
+            self.take(")")
+            self.take("is")
+            return _resolve_is(self.take())
+        self.take("=")
+        literal = self.take()
+        if not literal.startswith("'"):
+            raise Unsupported("where() with a non-string comparison")
+        return _where_eq(first, literal[1:-1])
+
+
+@dataclass(frozen=True, slots=True)
+class CompiledPath:
+    """A union of simple paths, each optionally rooted at a resource type."""
+
+    parts: tuple[tuple[str | None, tuple[Step, ...]], ...]
+
+    def evaluate(self, resource: dict[str, Any]) -> list[Node]:
+        """All nodes the expression selects in `resource`."""
+        rtype = resource.get("resourceType")
+        out: list[Node] = []
+        for root, steps in self.parts:
+            if root is not None and root != rtype and root not in _ANY_ROOT:
+                continue
+            nodes: Iterator[Node] = iter((Node(resource),))
+            for step in steps:
+                nodes = step(nodes, resource)
+            out.extend(nodes)
+        return out
+
+    def applies_to(self, resource_type: str) -> bool:
+        """Whether any part of the union can select something in this resource type."""
+        return any(root is None or root == resource_type or root in _ANY_ROOT for root, _ in self.parts)
+
+
+@lru_cache(maxsize=4096)
+def compile_path(expression: str) -> CompiledPath:
+    """Compile once, evaluate many times; raises Unsupported outside the subset."""
+    parts = _Parser(_tokens(expression)).union()
+    return CompiledPath(tuple((root, tuple(steps)) for root, steps in parts))

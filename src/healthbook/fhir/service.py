@@ -1,0 +1,412 @@
+"""The FHIR interactions (http.html) as service calls: rules here, SQL in store/, HTTP in router."""
+
+from __future__ import annotations
+
+import re
+import uuid
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import jsonpatch
+import jsonpointer
+from sqlalchemy.engine import Connection
+from sqlalchemy.exc import IntegrityError
+
+from healthbook.auth.subject import AccessPolicy, Caller
+from healthbook.db.dialect import lock_key
+from healthbook.db.engine import Database
+from healthbook.errors import BadRequest, Gone, HealthbookError, NotFound, PreconditionFailed, Unprocessable
+from healthbook.fhir import compartment, jsonio
+from healthbook.fhir.hashing import hash63
+from healthbook.fhir.outcomes import Issue, has_errors
+from healthbook.fhir.store import sql_repository as store
+from healthbook.fhir.store.sql_repository import StoredVersion
+from healthbook.fhir.timeutil import now_us, to_instant
+from healthbook.fhir.validation import resource_types, validate_resource
+
+ID_RE = re.compile(r"^[A-Za-z0-9\-.]{1,64}$")
+
+# Called inside the write transaction after a version is stored: (connection, stored version,
+# parsed resource or None for a deletion, previous patient_key or None).
+WriteHook = Callable[[Connection, StoredVersion, dict[str, Any] | None, str | None], None]
+# Finds (patient_key, type, id) of current resources matching a search query string.
+Matcher = Callable[[Connection, str, str], list[tuple[str, str, str]]]
+
+
+@dataclass(slots=True)
+class WriteResult:
+    """What a write did: the stored version, the HTTP status it deserves, and any warnings."""
+
+    stored: StoredVersion
+    status: int
+    issues: list[Issue] = field(default_factory=list)
+
+
+def check_type(res_type: str) -> None:
+    """Unknown resource types answer 404, like an unknown URL."""
+    if res_type not in resource_types():
+        raise NotFound(f"Unknown resource type '{res_type}'")
+
+
+def check_id(res_id: str) -> None:
+    """Logical ids follow the FHIR id datatype."""
+    if not ID_RE.match(res_id):
+        raise BadRequest(f"'{res_id[:80]}' is not a valid FHIR id ([A-Za-z0-9-.]{{1,64}})")
+
+
+def parse_version(vid: str) -> int:
+    """Version ids are positive integers on this server."""
+    if not vid.isdigit() or len(vid) > 18 or int(vid) < 1:
+        raise NotFound(f"Unknown version '{vid[:40]}'")
+    return int(vid)
+
+
+def parse_etag(etag: str) -> int:
+    """Accept W/"3", "3" and 3 as the version in If-Match."""
+    text = etag.strip()
+    if text.startswith("W/"):
+        text = text[2:]
+    text = text.strip('"')
+    if not text.isdigit() or len(text) > 18:
+        raise BadRequest(f"If-Match value '{etag[:40]}' is not a version ETag like W/\"3\"")
+    return int(text)
+
+
+def _strip_meta(content: str | None) -> Any:
+    if content is None:
+        return None
+    value = jsonio.loads(content)
+    meta = value.get("meta")
+    if isinstance(meta, dict):
+        meta = {k: v for k, v in meta.items() if k not in ("versionId", "lastUpdated")}
+        if meta:
+            value["meta"] = meta
+        else:
+            value.pop("meta")
+    return value
+
+
+class FhirService:
+    """Create, read, update, patch, delete and history over the store, one transaction each."""
+
+    def __init__(self, db: Database, policy: AccessPolicy):
+        self.db = db
+        self.policy = policy
+        self.write_hooks: list[WriteHook] = []
+        self.matcher: Matcher | None = None
+
+    # ---- reads -------------------------------------------------------------------------------
+
+    def read(self, caller: Caller, res_type: str, res_id: str) -> StoredVersion:
+        """Current version; 404 if never written, 410 if deleted."""
+        check_type(res_type)
+        self.policy.check(caller, "read", res_type)
+        check_id(res_id)
+        with self.db.read() as conn:
+            cur = self._current(conn, res_type, res_id)
+        if cur is None:
+            raise NotFound(f"{res_type}/{res_id} is not known")
+        if cur.deleted:
+            raise error_with_version(Gone(f"{res_type}/{res_id} was deleted"), cur)
+        return cur
+
+    def vread(self, caller: Caller, res_type: str, res_id: str, vid: str) -> StoredVersion:
+        """One version; 404 if it does not exist, 410 if that version is a deletion."""
+        check_type(res_type)
+        self.policy.check(caller, "vread", res_type)
+        check_id(res_id)
+        version_id = parse_version(vid)
+        with self.db.read() as conn:
+            key = self._key_of(conn, res_type, res_id)
+            ver = store.version(conn, key, res_type, res_id, version_id) if key else None
+        if ver is None:
+            raise NotFound(f"{res_type}/{res_id}/_history/{vid} is not known")
+        if ver.deleted:
+            raise Gone(f"{res_type}/{res_id} version {vid} is a deletion")
+        return ver
+
+    def _key_of(self, conn: Connection, res_type: str, res_id: str) -> str | None:
+        if res_type == "Patient":
+            return res_id
+        return store.locate(conn, res_type, res_id)
+
+    def _current(self, conn: Connection, res_type: str, res_id: str, *, lock: bool = False) -> StoredVersion | None:
+        key = self._key_of(conn, res_type, res_id)
+        return store.current(conn, key, res_type, res_id, for_update=lock) if key else None
+
+    # ---- writes ------------------------------------------------------------------------------
+
+    def create(
+        self, caller: Caller, res_type: str, body: Any, *, if_none_exist: str | None = None
+    ) -> WriteResult:
+        """POST: a new resource with a server-assigned id; If-None-Exist makes it conditional."""
+        check_type(res_type)
+        self.policy.check(caller, "create", res_type)
+        resource, warnings = self._checked_body(res_type, body, None)
+        with self.db.write() as conn:
+            if if_none_exist is not None:
+                found = self._match(conn, res_type, if_none_exist, lock=True)
+                if len(found) > 1:
+                    raise PreconditionFailed(f"If-None-Exist matched {len(found)} resources")
+                if found:
+                    existing = store.current(conn, *found[0])
+                    if existing is not None:
+                        return WriteResult(existing, 200, warnings)
+            res_id = str(uuid.uuid4())
+            stored = self._store(conn, resource, res_id, None, "POST")
+        return WriteResult(stored, 201, warnings)
+
+    def update(
+        self, caller: Caller, res_type: str, res_id: str, body: Any, *, if_match: str | None = None
+    ) -> WriteResult:
+        """PUT: a new version, or update-as-create with the client's id."""
+        check_type(res_type)
+        self.policy.check(caller, "update", res_type)
+        check_id(res_id)
+        resource, warnings = self._checked_body(res_type, body, res_id)
+        expected = parse_etag(if_match) if if_match is not None else None
+        return self._retry(lambda conn: self._put(conn, resource, res_id, expected, "PUT"), warnings)
+
+    def conditional_update(
+        self, caller: Caller, res_type: str, query: str, body: Any, *, if_match: str | None = None
+    ) -> WriteResult:
+        """PUT with search criteria: create if none match, update the one that matches, 412 if several."""
+        check_type(res_type)
+        self.policy.check(caller, "update", res_type)
+        body_id = body.get("id") if isinstance(body, dict) else None
+        resource, warnings = self._checked_body(res_type, body, body_id if isinstance(body_id, str) else None)
+        expected = parse_etag(if_match) if if_match is not None else None
+
+        def run(conn: Connection) -> WriteResult:
+            found = self._match(conn, res_type, query, lock=True)
+            if len(found) > 1:
+                raise PreconditionFailed(f"The conditional update criteria matched {len(found)} resources")
+            if found:
+                target = found[0][2]
+                if body_id is not None and body_id != target:
+                    raise BadRequest(
+                        f"Resource id '{body_id}' differs from the matching resource '{target}'",
+                        expression=f"{res_type}.id",
+                    )
+                return self._put(conn, resource, target, expected, "PUT")
+            new_id = body_id if isinstance(body_id, str) else str(uuid.uuid4())
+            return self._put(conn, resource, new_id, expected, "PUT")
+
+        return self._retry(run, warnings)
+
+    def patch(
+        self, caller: Caller, res_type: str, res_id: str, patch_body: Any, *, if_match: str | None = None
+    ) -> WriteResult:
+        """PATCH with a JSON Patch document; the patched resource must still be valid."""
+        check_type(res_type)
+        self.policy.check(caller, "patch", res_type)
+        check_id(res_id)
+        expected = parse_etag(if_match) if if_match is not None else None
+        ops = self._parse_patch(patch_body)
+
+        def run(conn: Connection) -> WriteResult:
+            cur = self._current(conn, res_type, res_id, lock=True)
+            if cur is None:
+                raise NotFound(f"{res_type}/{res_id} is not known")
+            if cur.deleted or cur.content is None:
+                raise Gone(f"{res_type}/{res_id} was deleted")
+            try:
+                patched = ops.apply(jsonio.loads(cur.content))
+            except (jsonpatch.JsonPatchException, jsonpointer.JsonPointerException, TypeError) as exc:
+                raise Unprocessable(f"JSON Patch cannot be applied: {exc}") from None
+            resource, issues = self._checked_body(res_type, patched, res_id)
+            result = self._put(conn, resource, res_id, expected, "PATCH")
+            result.issues.extend(issues)
+            return result
+
+        return self._retry(run, [])
+
+    def delete(self, caller: Caller, res_type: str, res_id: str) -> StoredVersion | None:
+        """DELETE: a tombstone version; deleting what does not exist (any more) is not an error."""
+        check_type(res_type)
+        self.policy.check(caller, "delete", res_type)
+        check_id(res_id)
+        with self.db.write() as conn:
+            return self._delete(conn, res_type, res_id)
+
+    def conditional_delete(self, caller: Caller, res_type: str, query: str) -> StoredVersion | None:
+        """DELETE with criteria: removes the single match; 412 when several match."""
+        check_type(res_type)
+        self.policy.check(caller, "delete", res_type)
+        with self.db.write() as conn:
+            found = self._match(conn, res_type, query, lock=True)
+            if len(found) > 1:
+                raise PreconditionFailed(f"The conditional delete criteria matched {len(found)} resources")
+            return self._delete(conn, res_type, found[0][2]) if found else None
+
+    # ---- internals ---------------------------------------------------------------------------
+
+    def _match(self, conn: Connection, res_type: str, query: str, *, lock: bool) -> list[tuple[str, str, str]]:
+        if not query.strip():
+            raise BadRequest("Conditional interaction without search criteria")
+        if self.matcher is None:
+            raise BadRequest("Search is not available on this server")
+        if lock:
+            # Two conditional writes with the same criteria must not both see "no match".
+            lock_key(conn, hash63(res_type, query))
+        return self.matcher(conn, res_type, query)
+
+    def _checked_body(self, res_type: str, body: Any, res_id: str | None) -> tuple[dict[str, Any], list[Issue]]:
+        if not isinstance(body, dict):
+            raise BadRequest("The request body must be a JSON object holding a FHIR resource")
+        if body.get("resourceType") != res_type:
+            raise BadRequest(
+                f"resourceType '{str(body.get('resourceType'))[:64]}' does not match the URL type '{res_type}'",
+                expression="resourceType",
+            )
+        if res_id is not None:
+            if "id" not in body:
+                raise BadRequest("The resource in an update must carry its id", expression=f"{res_type}.id")
+            if body["id"] != res_id:
+                raise BadRequest(
+                    f"Resource id '{str(body['id'])[:64]}' does not match the URL id '{res_id}'",
+                    expression=f"{res_type}.id",
+                )
+        issues = validate_resource(body)
+        if has_errors(issues):
+            raise Unprocessable("The resource is not valid", issues=issues)
+        if res_id is None:
+            body = {k: v for k, v in body.items() if k != "id"}
+        return body, [i for i in issues if not has_errors([i])]
+
+    def _parse_patch(self, patch_body: Any) -> jsonpatch.JsonPatch:
+        if not isinstance(patch_body, list):
+            raise BadRequest("A JSON Patch document must be a JSON array of operations")
+        for n, op in enumerate(patch_body):
+            if not isinstance(op, dict) or op.get("op") not in ("add", "remove", "replace", "move", "copy", "test"):
+                raise BadRequest(f"JSON Patch operation {n} is not a valid operation object", expression=f"[{n}]")
+            path = op.get("path")
+            if not isinstance(path, str):
+                raise BadRequest(f"JSON Patch operation {n} has no path", expression=f"[{n}].path")
+            if path.split("/")[1:2] in (["id"], ["resourceType"]) and op["op"] != "test":
+                raise Unprocessable(f"JSON Patch operation {n} may not change {path}", expression=f"[{n}].path")
+        try:
+            return jsonpatch.JsonPatch(patch_body)
+        except (jsonpatch.JsonPatchException, jsonpointer.JsonPointerException) as exc:
+            raise BadRequest(f"Invalid JSON Patch: {exc}") from None
+
+    def _retry(self, run: Callable[[Connection], WriteResult], warnings: list[Issue]) -> WriteResult:
+        """Two writers creating the same id race on the locator key; the loser retries as an update."""
+        for attempt in range(3):
+            try:
+                with self.db.write() as conn:
+                    result = run(conn)
+                result.issues = warnings + result.issues
+                return result
+            except IntegrityError:
+                if attempt == 2:
+                    raise
+        raise AssertionError("unreachable")
+
+    def _put(
+        self, conn: Connection, resource: dict[str, Any], res_id: str, expected: int | None, method: str
+    ) -> WriteResult:
+        res_type = resource["resourceType"]
+        cur = self._current(conn, res_type, res_id, lock=True)
+        if expected is not None and (cur is None or cur.deleted or cur.version_id != expected):
+            have = "no current version" if cur is None or cur.deleted else f"version {cur.version_id}"
+            raise PreconditionFailed(f"If-Match asked for version {expected} of {res_type}/{res_id}, found {have}")
+        if cur is not None and not cur.deleted and _strip_meta(cur.content) == _strip_meta(
+            jsonio.dumps({**resource, "id": res_id}).decode()
+        ):
+            return WriteResult(cur, 200)  # nothing changed: no new version
+        stored = self._store(conn, resource, res_id, cur, method)
+        return WriteResult(stored, 201 if cur is None or cur.deleted else 200)
+
+    def _delete(self, conn: Connection, res_type: str, res_id: str) -> StoredVersion | None:
+        cur = self._current(conn, res_type, res_id, lock=True)
+        if cur is None or cur.deleted:
+            return None
+        ts = max(now_us(), cur.last_updated + 1)
+        tomb = StoredVersion(cur.patient_key, res_type, res_id, cur.version_id + 1, ts, True, None, "DELETE")
+        store.write(conn, tomb, is_new=False)
+        for hook in self.write_hooks:
+            hook(conn, tomb, None, cur.patient_key)
+        return tomb
+
+    def _store(
+        self, conn: Connection, resource: dict[str, Any], res_id: str, cur: StoredVersion | None, method: str
+    ) -> StoredVersion:
+        res_type = resource["resourceType"]
+        ts = now_us() if cur is None else max(now_us(), cur.last_updated + 1)
+        vid = 1 if cur is None else cur.version_id + 1
+        meta = dict(resource.get("meta") or {})
+        meta["versionId"] = str(vid)
+        meta["lastUpdated"] = to_instant(ts)
+        doc: dict[str, Any] = {"resourceType": res_type, "id": res_id, "meta": meta}
+        for key, value in resource.items():
+            doc.setdefault(key, value)
+        key = compartment.patient_key(doc)
+        if cur is None:
+            store.add_locator(conn, res_type, res_id, key)
+        elif cur.patient_key != key:
+            store.move(conn, res_type, res_id, cur.patient_key, key)
+        stored = StoredVersion(key, res_type, res_id, vid, ts, False, jsonio.dumps(doc).decode(), method)
+        store.write(conn, stored, is_new=cur is None)
+        for hook in self.write_hooks:
+            hook(conn, stored, doc, cur.patient_key if cur else None)
+        return stored
+
+
+def error_with_version(exc: HealthbookError, stored: StoredVersion) -> HealthbookError:
+    """Attach the ETag of the deletion to a 410 answer."""
+    exc.headers["ETag"] = f'W/"{stored.version_id}"'
+    return exc
+
+
+def outcome_issues(result: WriteResult) -> Sequence[Issue]:
+    """Issues to show for Prefer: return=OperationOutcome."""
+    return result.issues
+
+
+@dataclass(frozen=True, slots=True)
+class HistoryPage:
+    """One page of a history query plus what is needed to link the neighbouring pages."""
+
+    versions: Sequence[StoredVersion]
+    total: int
+    offset: int
+    count: int
+    until: int
+
+
+def history(
+    service: FhirService,
+    caller: Caller,
+    *,
+    res_type: str | None,
+    res_id: str | None,
+    since: int | None,
+    until: int | None,
+    offset: int,
+    count: int,
+) -> HistoryPage:
+    """History at instance, type or system level, newest first, in stable pages."""
+    if res_type is not None:
+        check_type(res_type)
+    service.policy.check(caller, "history", res_type)
+    if res_id is not None:
+        check_id(res_id)
+    bound = until if until is not None else now_us()
+    with service.db.snapshot() as conn:
+        key = None
+        if res_type is not None and res_id is not None:
+            key = service._key_of(conn, res_type, res_id)
+            if key is None:
+                raise NotFound(f"{res_type}/{res_id} is not known")
+        args: dict[str, Any] = {
+            "res_type": res_type,
+            "res_id": res_id,
+            "patient_key": key,
+            "since": since,
+            "until": bound,
+        }
+        total = store.history_count(conn, **args)
+        versions = store.history(conn, **args, offset=offset, limit=count) if count else []
+    return HistoryPage(versions, total, offset, count, bound)

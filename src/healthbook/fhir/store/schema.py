@@ -1,0 +1,148 @@
+"""Tables of the generic FHIR store; every per-patient table is keyed by patient_key (the Citus shard key)."""
+
+from __future__ import annotations
+
+from sqlalchemy import BigInteger, Boolean, Column, Float, Index, MetaData, String, Table, Text
+
+metadata = MetaData(
+    naming_convention={
+        "ix": "ix_%(table_name)s_%(column_0_N_name)s",
+        "pk": "pk_%(table_name)s",
+        "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+    }
+)
+
+# Current state of every resource (deleted ones keep a tombstone so that a read answers 410).
+resource = Table(
+    "resource",
+    metadata,
+    Column("patient_key", String(100), primary_key=True),
+    Column("res_type", String(64), primary_key=True),
+    Column("res_id", String(64), primary_key=True),
+    Column("version_id", BigInteger, nullable=False),
+    Column("last_updated", BigInteger, nullable=False),  # microseconds since the Unix epoch, UTC
+    Column("deleted", Boolean, nullable=False),
+    Column("content", Text, nullable=True),  # canonical JSON, served as is; NULL when deleted
+)
+Index("ix_resource_type_updated", resource.c.res_type, resource.c.last_updated)
+
+# Every version ever written, including the current one and deletions (content NULL).
+resource_version = Table(
+    "resource_version",
+    metadata,
+    Column("patient_key", String(100), primary_key=True),
+    Column("res_type", String(64), primary_key=True),
+    Column("res_id", String(64), primary_key=True),
+    Column("version_id", BigInteger, primary_key=True),
+    Column("last_updated", BigInteger, nullable=False),
+    Column("method", String(8), nullable=False),  # POST | PUT | PATCH | DELETE
+    Column("content", Text, nullable=True),
+)
+Index("ix_resource_version_updated", resource_version.c.last_updated)
+Index("ix_resource_version_type_updated", resource_version.c.res_type, resource_version.c.last_updated)
+
+# Logical id -> patient_key, for interactions that arrive by id only. On Citus this table is
+# distributed by res_id in its own colocation group (it is never joined with per-patient tables).
+resource_locator = Table(
+    "resource_locator",
+    metadata,
+    Column("res_type", String(64), primary_key=True),
+    Column("res_id", String(64), primary_key=True),
+    Column("patient_key", String(100), nullable=False),
+)
+
+
+def _index_table(name: str, *columns: Column[object]) -> Table:
+    """A search-index table: rows keyed by the owning resource, sharded with it by patient_key."""
+    return Table(
+        name,
+        metadata,
+        Column("patient_key", String(100), nullable=False),
+        Column("res_type", String(64), nullable=False),
+        Column("res_id", String(64), nullable=False),
+        Column("param", String(64), nullable=False),
+        *columns,
+    )
+
+
+# token: hashed (type, param, code) and (type, param, system, code) keys make equality lookups one index probe.
+idx_token = _index_table(
+    "idx_token",
+    Column("system", Text, nullable=True),
+    Column("code", Text, nullable=True),
+    Column("display", Text, nullable=True),
+    Column("hash_code", BigInteger, nullable=False),
+    Column("hash_sys_code", BigInteger, nullable=False),
+    Column("hash_sys", BigInteger, nullable=False),
+)
+Index("ix_idx_token_code", idx_token.c.hash_code)
+Index("ix_idx_token_sys_code", idx_token.c.hash_sys_code)
+Index("ix_idx_token_sys", idx_token.c.hash_sys)
+Index("ix_idx_token_owner", idx_token.c.patient_key, idx_token.c.res_type, idx_token.c.res_id)
+
+# string: value_norm is lower-cased with diacritics removed ("Nguyễn" -> "nguyen"), for prefix search.
+idx_string = _index_table(
+    "idx_string",
+    Column("value_norm", Text, nullable=False),
+    Column("value_exact", Text, nullable=False),
+)
+Index("ix_idx_string_value", idx_string.c.res_type, idx_string.c.param, idx_string.c.value_norm)
+Index("ix_idx_string_owner", idx_string.c.patient_key, idx_string.c.res_type, idx_string.c.res_id)
+
+# reference: local targets by type and id; absolute or canonical targets by url.
+idx_reference = _index_table(
+    "idx_reference",
+    Column("target_type", String(64), nullable=True),
+    Column("target_id", String(64), nullable=True),
+    Column("target_url", Text, nullable=True),
+)
+Index(
+    "ix_idx_reference_target",
+    idx_reference.c.target_id,
+    idx_reference.c.res_type,
+    idx_reference.c.param,
+)
+Index("ix_idx_reference_url", idx_reference.c.target_url)
+Index("ix_idx_reference_owner", idx_reference.c.patient_key, idx_reference.c.res_type, idx_reference.c.res_id)
+
+# date: every value is a range [low, high] in microseconds (a date 2020-01 covers the whole month).
+idx_date = _index_table(
+    "idx_date",
+    Column("low", BigInteger, nullable=False),
+    Column("high", BigInteger, nullable=False),
+)
+Index("ix_idx_date_range", idx_date.c.res_type, idx_date.c.param, idx_date.c.low, idx_date.c.high)
+Index("ix_idx_date_owner", idx_date.c.patient_key, idx_date.c.res_type, idx_date.c.res_id)
+
+# number and quantity: [low, high] from the stated precision (1.5 covers 1.45 .. 1.55).
+idx_number = _index_table(
+    "idx_number",
+    Column("low", Float(precision=53), nullable=False),
+    Column("high", Float(precision=53), nullable=False),
+)
+Index("ix_idx_number_range", idx_number.c.res_type, idx_number.c.param, idx_number.c.low)
+Index("ix_idx_number_owner", idx_number.c.patient_key, idx_number.c.res_type, idx_number.c.res_id)
+
+idx_quantity = _index_table(
+    "idx_quantity",
+    Column("system", Text, nullable=True),
+    Column("code", Text, nullable=True),
+    Column("low", Float(precision=53), nullable=False),
+    Column("high", Float(precision=53), nullable=False),
+)
+Index("ix_idx_quantity_range", idx_quantity.c.res_type, idx_quantity.c.param, idx_quantity.c.code, idx_quantity.c.low)
+Index("ix_idx_quantity_owner", idx_quantity.c.patient_key, idx_quantity.c.res_type, idx_quantity.c.res_id)
+
+idx_uri = _index_table("idx_uri", Column("uri", Text, nullable=False))
+Index("ix_idx_uri_value", idx_uri.c.res_type, idx_uri.c.param, idx_uri.c.uri)
+Index("ix_idx_uri_owner", idx_uri.c.patient_key, idx_uri.c.res_type, idx_uri.c.res_id)
+
+INDEX_TABLES: dict[str, Table] = {
+    "token": idx_token,
+    "string": idx_string,
+    "reference": idx_reference,
+    "date": idx_date,
+    "number": idx_number,
+    "quantity": idx_quantity,
+    "uri": idx_uri,
+}

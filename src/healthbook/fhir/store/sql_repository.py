@@ -1,0 +1,191 @@
+"""All SQL of the resource store: prepared statements over the resource, version and locator tables."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from sqlalchemy import and_, bindparam, delete, func, insert, literal, select, update
+from sqlalchemy.engine import Connection
+from sqlalchemy.sql import Select
+
+from healthbook.fhir.store.schema import resource, resource_locator, resource_version
+
+
+@dataclass(frozen=True, slots=True)
+class StoredVersion:
+    """One version of a resource as stored (content is canonical JSON, None for a deletion)."""
+
+    patient_key: str
+    res_type: str
+    res_id: str
+    version_id: int
+    last_updated: int
+    deleted: bool
+    content: str | None
+    method: str = ""
+
+
+_r, _v, _l = resource.c, resource_version.c, resource_locator.c
+
+_LOCATE = select(_l.patient_key).where(_l.res_type == bindparam("t"), _l.res_id == bindparam("i"))
+_CURRENT = select(_r.version_id, _r.last_updated, _r.deleted, _r.content).where(
+    _r.patient_key == bindparam("pk"), _r.res_type == bindparam("t"), _r.res_id == bindparam("i")
+)
+_CURRENT_FOR_UPDATE = _CURRENT.with_for_update()
+_VERSION = select(_v.last_updated, _v.method, _v.content).where(
+    _v.patient_key == bindparam("pk"),
+    _v.res_type == bindparam("t"),
+    _v.res_id == bindparam("i"),
+    _v.version_id == bindparam("v"),
+)
+_INSERT_LOCATOR = insert(resource_locator)
+_UPDATE_LOCATOR = (
+    update(resource_locator)
+    .where(_l.res_type == bindparam("t"), _l.res_id == bindparam("i"))
+    .values(patient_key=bindparam("pk"))
+)
+_INSERT_VERSION = insert(resource_version)
+_INSERT_CURRENT = insert(resource)
+_UPDATE_CURRENT = (
+    update(resource)
+    .where(_r.patient_key == bindparam("pk"), _r.res_type == bindparam("t"), _r.res_id == bindparam("i"))
+    .values(
+        version_id=bindparam("v"),
+        last_updated=bindparam("ts"),
+        deleted=bindparam("del"),
+        content=bindparam("c"),
+    )
+)
+
+
+def locate(conn: Connection, res_type: str, res_id: str) -> str | None:
+    """The patient_key a logical id is stored under, or None if it was never written."""
+    return conn.execute(_LOCATE, {"t": res_type, "i": res_id}).scalar_one_or_none()
+
+
+def current(
+    conn: Connection, patient_key: str, res_type: str, res_id: str, *, for_update: bool = False
+) -> StoredVersion | None:
+    """The current version (a tombstone if deleted); locks the row for the transaction if asked."""
+    stmt = _CURRENT_FOR_UPDATE if for_update and conn.dialect.name != "sqlite" else _CURRENT
+    row = conn.execute(stmt, {"pk": patient_key, "t": res_type, "i": res_id}).first()
+    if row is None:
+        return None
+    return StoredVersion(patient_key, res_type, res_id, row[0], row[1], bool(row[2]), row[3])
+
+
+def version(conn: Connection, patient_key: str, res_type: str, res_id: str, version_id: int) -> StoredVersion | None:
+    """One historical version."""
+    row = conn.execute(_VERSION, {"pk": patient_key, "t": res_type, "i": res_id, "v": version_id}).first()
+    if row is None:
+        return None
+    return StoredVersion(
+        patient_key, res_type, res_id, version_id, row[0], row[1] == "DELETE", row[2], method=row[1]
+    )
+
+
+def write(conn: Connection, rec: StoredVersion, *, is_new: bool) -> None:
+    """Append a version and make it current, in the caller's transaction."""
+    params = {
+        "patient_key": rec.patient_key,
+        "res_type": rec.res_type,
+        "res_id": rec.res_id,
+        "version_id": rec.version_id,
+        "last_updated": rec.last_updated,
+    }
+    conn.execute(_INSERT_VERSION, {**params, "method": rec.method, "content": rec.content})
+    if is_new:
+        conn.execute(_INSERT_CURRENT, {**params, "deleted": rec.deleted, "content": rec.content})
+    else:
+        conn.execute(
+            _UPDATE_CURRENT,
+            {
+                "pk": rec.patient_key,
+                "t": rec.res_type,
+                "i": rec.res_id,
+                "v": rec.version_id,
+                "ts": rec.last_updated,
+                "del": rec.deleted,
+                "c": rec.content,
+            },
+        )
+
+
+def add_locator(conn: Connection, res_type: str, res_id: str, patient_key: str) -> None:
+    """Register a new logical id; a duplicate raises IntegrityError (the caller retries)."""
+    conn.execute(_INSERT_LOCATOR, {"res_type": res_type, "res_id": res_id, "patient_key": patient_key})
+
+
+def move(conn: Connection, res_type: str, res_id: str, old_key: str, new_key: str) -> None:
+    """Re-home a resource and its history under another patient_key (delete + insert: Citus rule 7)."""
+    for table in (resource, resource_version):
+        c = table.c
+        cols = [col for col in table.columns if col.name != "patient_key"]
+        src = select(literal(new_key), *cols).where(
+            c.patient_key == old_key, c.res_type == res_type, c.res_id == res_id
+        )
+        conn.execute(insert(table).from_select(["patient_key", *[col.name for col in cols]], src))
+        conn.execute(
+            delete(table).where(and_(c.patient_key == old_key, c.res_type == res_type, c.res_id == res_id))
+        )
+    conn.execute(_UPDATE_LOCATOR, {"t": res_type, "i": res_id, "pk": new_key})
+
+
+def _history_filter(
+    stmt: Select[tuple[int]] | Select[tuple[str, str, str, int, int, str, str | None]],
+    *,
+    res_type: str | None,
+    res_id: str | None,
+    patient_key: str | None,
+    since: int | None,
+    until: int,
+) -> Select[tuple[int]] | Select[tuple[str, str, str, int, int, str, str | None]]:
+    stmt = stmt.where(_v.last_updated <= until)
+    if patient_key is not None:
+        stmt = stmt.where(_v.patient_key == patient_key)
+    if res_type is not None:
+        stmt = stmt.where(_v.res_type == res_type)
+    if res_id is not None:
+        stmt = stmt.where(_v.res_id == res_id)
+    if since is not None:
+        stmt = stmt.where(_v.last_updated >= since)
+    return stmt
+
+
+def history(
+    conn: Connection,
+    *,
+    res_type: str | None,
+    res_id: str | None,
+    patient_key: str | None,
+    since: int | None,
+    until: int,
+    offset: int,
+    limit: int,
+) -> Sequence[StoredVersion]:
+    """Versions newest first, bounded by `until` so that pages stay stable while writes go on."""
+    stmt = select(_v.patient_key, _v.res_type, _v.res_id, _v.version_id, _v.last_updated, _v.method, _v.content)
+    stmt = _history_filter(
+        stmt, res_type=res_type, res_id=res_id, patient_key=patient_key, since=since, until=until
+    )
+    stmt = stmt.order_by(_v.last_updated.desc(), _v.res_type, _v.res_id, _v.version_id.desc())
+    rows = conn.execute(stmt.offset(offset).limit(limit)).all()
+    return [StoredVersion(r[0], r[1], r[2], r[3], r[4], r[5] == "DELETE", r[6], method=r[5]) for r in rows]
+
+
+def history_count(
+    conn: Connection,
+    *,
+    res_type: str | None,
+    res_id: str | None,
+    patient_key: str | None,
+    since: int | None,
+    until: int,
+) -> int:
+    """How many versions the same history query spans."""
+    stmt = select(func.count()).select_from(resource_version)
+    stmt = _history_filter(
+        stmt, res_type=res_type, res_id=res_id, patient_key=patient_key, since=since, until=until
+    )
+    return int(conn.execute(stmt).scalar_one())
