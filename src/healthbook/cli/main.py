@@ -50,3 +50,39 @@ def serve(
 
 def _backend(url: str) -> str:
     return "PostgreSQL" if url.startswith("postgres") else "SQLite"
+
+
+@app.command()
+def demo(
+    host: str = typer.Option("127.0.0.1", help="Interface to listen on."),
+    port: int = typer.Option(8080, help="TCP port."),
+    citizens: int = typer.Option(50, help="Citizens in a new demo database."),
+) -> None:
+    """Build (or reuse) demo.db with fictitious citizens and serve it."""
+    from healthbook.auth.subject import Caller
+    from healthbook.config import Settings
+    from healthbook.demo.sample import sample_resources
+
+    url = os.environ.get("HEALTHBOOK_DATABASE_URL", "sqlite:///demo.db")
+    os.environ["HEALTHBOOK_DATABASE_URL"] = url
+    from healthbook.app import build_services
+    from healthbook.db.migrate import ensure_current
+    from healthbook.fhir.service import history
+
+    services = build_services(Settings(database_url=url))
+    ensure_current(services.fhir.db)
+    caller = Caller.system("demo")
+    stored = history(services.fhir, caller, res_type=None, res_id=None, since=None, until=None, offset=0, count=0)
+    count = stored.total
+    if count == 0:
+        loaded = 0
+        for res in sample_resources(citizens):
+            services.fhir.update(caller, res["resourceType"], res["id"], res)
+            loaded += 1
+        console.print(f"Loaded {loaded} demo resources into {url}")
+    services.fhir.db.dispose()
+    console.print("Try:")
+    base = f"http://{host}:{port}/fhir"
+    for path in ("/metadata", "/Patient?name=nguyen", "/Patient/demo-0000", "/Observation?subject=Patient/demo-0000"):
+        console.print(f"  curl -s '{base}{path}'")
+    serve(host=host, port=port, workers=1)

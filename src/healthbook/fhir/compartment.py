@@ -19,8 +19,7 @@ def pseudo_key(res_type: str) -> str:
 
 @lru_cache(maxsize=None)
 def _member_paths(res_type: str) -> tuple[CompiledPath, ...]:
-    members: dict[str, list[str]] = load_json("compartment-patient.json")
-    codes = members.get(res_type, [])
+    codes = compartment_params("Patient", res_type)
     exprs: dict[str, str] = {}
     for sp in load_json("searchparams.json"):
         if res_type in sp["base"] and sp["code"] in codes and sp.get("expression"):
@@ -28,10 +27,16 @@ def _member_paths(res_type: str) -> tuple[CompiledPath, ...]:
     return tuple(compile_path(exprs[c]) for c in codes if c in exprs)
 
 
-def compartment_types() -> frozenset[str]:
-    """Resource types that can belong to a patient compartment."""
-    members: dict[str, list[str]] = load_json("compartment-patient.json")
-    return frozenset(members) | {"Patient"}
+def compartment_params(compartment: str, res_type: str) -> list[str]:
+    """Search parameters that put a `res_type` resource into a compartment of type `compartment`."""
+    definitions: dict[str, dict[str, list[str]]] = load_json("compartments.json")
+    return definitions.get(compartment, {}).get(res_type, [])
+
+
+def compartment_names() -> frozenset[str]:
+    """Compartment types defined by R4 (Patient, Encounter, RelatedPerson, Practitioner, Device)."""
+    definitions: dict[str, dict[str, list[str]]] = load_json("compartments.json")
+    return frozenset(definitions)
 
 
 def patient_ids(resource: dict[str, Any]) -> list[str]:

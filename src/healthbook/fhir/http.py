@@ -71,6 +71,14 @@ async def read_body(request: Request, limit: int, *, patch: bool = False) -> Any
     if ctype not in allowed:
         want = "application/json-patch+json" if patch else FHIR_JSON
         raise UnsupportedMediaType(f"Content-Type '{ctype or '(none)'}' is not accepted here: send {want}")
+    body = await read_raw_body(request, limit)
+    if not body.strip():
+        raise BadRequest("The request body is empty")
+    return jsonio.loads(body)
+
+
+async def read_raw_body(request: Request, limit: int) -> bytes:
+    """The body bytes, refusing (413) anything over the limit without reading it all."""
     declared = request.headers.get("content-length")
     if declared is not None and declared.isdigit() and int(declared) > limit:
         raise PayloadTooLarge(f"Request body of {declared} bytes is over the limit of {limit} bytes")
@@ -81,10 +89,7 @@ async def read_body(request: Request, limit: int, *, patch: bool = False) -> Any
         if size > limit:
             raise PayloadTooLarge(f"Request body is over the limit of {limit} bytes")
         chunks.append(chunk)
-    body = b"".join(chunks)
-    if not body.strip():
-        raise BadRequest("The request body is empty")
-    return jsonio.loads(body)
+    return b"".join(chunks)
 
 
 def fhir_response(content: bytes | str, status: int = 200, headers: dict[str, str] | None = None) -> Response:

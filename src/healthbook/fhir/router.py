@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from urllib.parse import parse_qsl
 from typing import Any
 
 from fastapi import APIRouter, Request
@@ -21,6 +22,7 @@ from healthbook.fhir.http import (
     outcome_response,
     parse_prefer,
     read_body,
+    read_raw_body,
     version_headers,
     write_response,
 )
@@ -148,7 +150,14 @@ async def vread(request: Request, res_type: str, res_id: str, vid: str) -> Respo
     return fhir_response(ver.content or b"", 200, version_headers(ver))
 
 
-async def _search(request: Request, res_type: str | None) -> Response:
+@router.get("/{compartment}/{cid}/{res_type}")
+async def search_compartment(request: Request, compartment: str, cid: str, res_type: str) -> Response:
+    """Compartment search, e.g. GET /Patient/{id}/Observation (or * for every type)."""
+    target = None if res_type == "*" else res_type
+    return await _search(request, target, compartment=(compartment, cid))
+
+
+async def _search(request: Request, res_type: str | None, compartment: tuple[str, str] | None = None) -> Response:
     negotiate(request)
     svc = _services(request)
     params: list[tuple[str, str]] = list(request.query_params.multi_items())
@@ -156,11 +165,20 @@ async def _search(request: Request, res_type: str | None) -> Response:
         ctype = request.headers.get("content-type", "").split(";")[0].strip()
         if ctype != "application/x-www-form-urlencoded":
             raise BadRequest("POST _search takes application/x-www-form-urlencoded parameters")
-        form = await request.form(max_files=0, max_fields=10_000)
-        params += [(k, v) for k, v in form.multi_items() if isinstance(v, str)]
+        raw = await read_raw_body(request, svc.settings.max_body_bytes)
+        try:
+            params += parse_qsl(raw.decode("utf-8"), keep_blank_values=True, max_num_fields=20_000)
+        except (UnicodeDecodeError, ValueError) as exc:
+            raise BadRequest(f"Malformed form body: {exc}") from None
     base = base_url(request, svc.settings.public_base_url)
     body = await run_in_threadpool(
-        svc.search.search_bundle, _caller(request), res_type, params, base=base, prefer=parse_prefer(request)
+        svc.search.search_bundle,
+        _caller(request),
+        res_type,
+        params,
+        base=base,
+        prefer=parse_prefer(request),
+        compartment=compartment,
     )
     return fhir_response(body)
 

@@ -10,6 +10,7 @@ from typing import Any
 
 import jsonpatch
 import jsonpointer
+import orjson
 from sqlalchemy.engine import Connection
 from sqlalchemy.exc import IntegrityError
 
@@ -85,6 +86,17 @@ def _strip_meta(content: str | None) -> Any:
         else:
             value.pop("meta")
     return value
+
+
+def _decimal_text(obj: Any) -> Any:
+    if isinstance(obj, jsonio.FhirDecimal):
+        return orjson.Fragment(obj.text)
+    raise TypeError(f"cannot serialise {type(obj).__name__}")
+
+
+def _canonical(value: Any) -> bytes:
+    """Key-order independent JSON text that keeps decimal precision: 1.50 and 1.5 differ (datatypes.html)."""
+    return orjson.dumps(value, default=_decimal_text, option=orjson.OPT_SORT_KEYS)
 
 
 class FhirService:
@@ -312,8 +324,8 @@ class FhirService:
         if expected is not None and (cur is None or cur.deleted or cur.version_id != expected):
             have = "no current version" if cur is None or cur.deleted else f"version {cur.version_id}"
             raise PreconditionFailed(f"If-Match asked for version {expected} of {res_type}/{res_id}, found {have}")
-        if cur is not None and not cur.deleted and _strip_meta(cur.content) == _strip_meta(
-            jsonio.dumps({**resource, "id": res_id}).decode()
+        if cur is not None and not cur.deleted and _canonical(_strip_meta(cur.content)) == _canonical(
+            _strip_meta(jsonio.dumps({**resource, "id": res_id}).decode())
         ):
             return WriteResult(cur, 200)  # nothing changed: no new version
         stored = self._store(conn, resource, res_id, cur, method)
@@ -397,7 +409,8 @@ def history(
     with service.db.snapshot() as conn:
         key = None
         if res_type is not None and res_id is not None:
-            key = service._key_of(conn, res_type, res_id)
+            # The locator, not the Patient shortcut of _key_of: an unknown Patient id must answer 404.
+            key = store.locate(conn, res_type, res_id)
             if key is None:
                 raise NotFound(f"{res_type}/{res_id} is not known")
         args: dict[str, Any] = {

@@ -6,7 +6,7 @@ from typing import Any
 from urllib.parse import parse_qsl
 
 import orjson
-from sqlalchemy import delete, insert
+from sqlalchemy import ColumnElement, delete, insert, or_
 from sqlalchemy.engine import Connection
 
 from healthbook.auth.subject import AccessPolicy, Caller
@@ -18,11 +18,14 @@ from healthbook.fhir.capability import SearchParamInfo
 from healthbook.fhir.http import Prefer
 from healthbook.fhir.outcomes import Issue, operation_outcome
 from healthbook.fhir.search import sql
+from healthbook.fhir.compartment import compartment_names, compartment_params
+from healthbook.fhir.definitions import load_json
 from healthbook.fhir.search.extract import extract
+from healthbook.fhir.search.includes import included, parse_specs
 from healthbook.fhir.search.query import ParsedQuery, parse
 from healthbook.fhir.search.registry import params_for
-from healthbook.fhir.service import check_type
-from healthbook.fhir.store.schema import INDEX_TABLES
+from healthbook.fhir.service import check_id, check_type
+from healthbook.fhir.store.schema import INDEX_TABLES, resource
 from healthbook.fhir.store.sql_repository import StoredVersion
 from healthbook.fhir.validation import resource_types
 
@@ -71,9 +74,16 @@ class SearchService:
     # ---- search interaction -------------------------------------------------------------------
 
     def search_bundle(
-        self, caller: Caller, res_type: str | None, pairs: list[tuple[str, str]], *, base: str, prefer: Prefer
+        self,
+        caller: Caller,
+        res_type: str | None,
+        pairs: list[tuple[str, str]],
+        *,
+        base: str,
+        prefer: Prefer,
+        compartment: tuple[str, str] | None = None,
     ) -> bytes:
-        """Run a type- or system-level search and return the searchset Bundle."""
+        """Run a type-, system- or compartment-level search and return the searchset Bundle."""
         types = self._types(res_type, pairs)
         for t in types:
             self.policy.check(caller, "search", t)
@@ -86,23 +96,53 @@ class SearchService:
         total_mode = parsed.control("_total") or "accurate"
         if total_mode not in ("none", "estimate", "accurate"):
             raise BadRequest("_total must be none, estimate or accurate", expression="_total")
+        includes = parse_specs(parsed.controls.get("_include", []), "_include")
+        includes += parse_specs(parsed.controls.get("_include:iterate", []), "_include:iterate")
+        revincludes = parse_specs(parsed.controls.get("_revinclude", []), "_revinclude")
+        revincludes += parse_specs(parsed.controls.get("_revinclude:iterate", []), "_revinclude:iterate")
+        extra = self._compartment(types, compartment)
         if summary == "count":
             count = 0
         with self.db.snapshot() as conn:
-            rows = conn.execute(sql.page_query(parsed, offset=offset, limit=count + 1)).all() if count else []
+            rows = conn.execute(sql.page_query(parsed, offset=offset, limit=count + 1, extra=extra)).all() if count else []
+            has_next = len(rows) > count
+            rows = rows[:count]
+            extra_rows = []
+            if rows and (includes or revincludes):
+                extra_rows = included(conn, [(r[0], r[1], r[2]) for r in rows], includes, revincludes)
             total = None
             if total_mode != "none" or summary == "count":
-                total = int(conn.execute(sql.count_query(parsed)).scalar_one())
-        has_next = len(rows) > count
-        rows = rows[:count]
-        entries = [self._entry(base, r[1], r[2], r[3], parsed, summary) for r in rows]
+                total = int(conn.execute(sql.count_query(parsed, extra)).scalar_one())
+        entries = [self._entry(base, r[1], r[2], r[3], parsed, summary, "match") for r in rows]
+        entries += [self._entry(base, r[1], r[2], r[3], parsed, summary, "include") for r in extra_rows]
         if parsed.ignored:
             text = "Ignored unknown or unsupported search parameters: " + ", ".join(sorted(set(parsed.ignored)))
             outcome = operation_outcome([Issue("warning", "not-supported", text)])
             entries.append({"resource": outcome, "search": {"mode": "outcome"}})
-        path = f"/{res_type}" if res_type else ""
+        if compartment is not None:
+            path = f"/{compartment[0]}/{compartment[1]}/{res_type}"
+        else:
+            path = f"/{res_type}" if res_type else ""
         links = self._links(base, path, pairs, parsed, offset, count, has_next)
         return bundles.bundle("searchset", entries, links, total=total)
+
+    def _compartment(
+        self, types: tuple[str, ...], compartment: tuple[str, str] | None
+    ) -> list[ColumnElement[bool]]:
+        if compartment is None:
+            return []
+        name, cid = compartment
+        if name not in compartment_names():
+            raise BadRequest(f"'{name}' is not a compartment type")
+        check_id(cid)
+        params = sorted({p for t in types for p in compartment_params(name, t)})
+        if not params:
+            raise BadRequest(f"{types[0]} resources are never in a {name} compartment")
+        conds = [sql.compartment_condition(resource, types, params, (name, cid))]
+        if name == "Patient":
+            # Most members live under the patient's own shard key; the OR keeps the others.
+            conds = [or_(resource.c.patient_key == cid, conds[0])]
+        return conds
 
     def _types(self, res_type: str | None, pairs: list[tuple[str, str]]) -> tuple[str, ...]:
         if res_type is not None:
@@ -129,13 +169,20 @@ class SearchService:
         return min(count, self.settings.max_page_size)
 
     def _entry(
-        self, base: str, rtype: str, rid: str, content: str | None, parsed: ParsedQuery, summary: str | None
+        self,
+        base: str,
+        rtype: str,
+        rid: str,
+        content: str | None,
+        parsed: ParsedQuery,
+        summary: str | None,
+        mode: str,
     ) -> dict[str, Any]:
         elements = parsed.control("_elements")
-        resource: Any = orjson.Fragment(content or "{}")
-        if elements or summary in ("text", "data"):
-            resource = _subset(jsonio.loads(content or "{}"), elements, summary)
-        return {"fullUrl": f"{base}/{rtype}/{rid}", "resource": resource, "search": {"mode": "match"}}
+        res: Any = orjson.Fragment(content or "{}")
+        if elements or summary in ("true", "text", "data"):
+            res = _subset(jsonio.loads(content or "{}"), elements, summary)
+        return {"fullUrl": f"{base}/{rtype}/{rid}", "resource": res, "search": {"mode": mode}}
 
     def _links(
         self,
@@ -175,8 +222,8 @@ class SearchService:
         return [
             "Search: token, string, reference, date, number, quantity and uri parameters with",
             "prefixes; modifiers :missing :not :text :exact :contains :below :above :[type];",
-            "_sort, _count, _total, _summary=count|text|data and _elements.",
-            "Chaining, _has, _include/_revinclude and composite parameters are not supported yet.",
+            "chained parameters, _has, _include and _revinclude (with :iterate and *),",
+            "_sort, _count, _total, _summary and _elements; compartment search.",
         ]
 
 
@@ -187,14 +234,28 @@ def _group(pairs: list[tuple[str, str]]) -> dict[str, list[str]]:
     return out
 
 
+def _element_name(key: str, names: frozenset[str]) -> bool:
+    """Whether a JSON key is one of the element names (valueQuantity counts as value)."""
+    if key in names:
+        return True
+    bare = key[1:] if key.startswith("_") else key
+    if bare in names:
+        return True
+    return any(bare.startswith(n) and bare[len(n) : len(n) + 1].isupper() for n in names)
+
+
 def _subset(resource: dict[str, Any], elements: str | None, summary: str | None) -> dict[str, Any]:
-    """_elements and _summary=text|data: keep the asked-for top-level elements, tag SUBSETTED."""
-    mandatory = {"resourceType", "id", "meta"}
+    """_elements and _summary=true|text|data: keep the asked-for top-level elements, tag SUBSETTED."""
+    mandatory = frozenset({"resourceType", "id", "meta"})
+    rtype = str(resource.get("resourceType"))
+    summary_names = frozenset(load_json("summary-elements.json").get(rtype, []))
     if elements:
-        wanted = {e.strip().split(".")[-1] for e in elements.split(",") if e.strip()}
-        out = {k: v for k, v in resource.items() if k in mandatory or k in wanted}
+        wanted = frozenset(e.strip().split(".")[-1] for e in elements.split(",") if e.strip())
+        out = {k: v for k, v in resource.items() if k in mandatory or _element_name(k, wanted)}
     elif summary == "text":
-        out = {k: v for k, v in resource.items() if k in mandatory or k == "text"}
+        out = {k: v for k, v in resource.items() if k in mandatory or k == "text" or _element_name(k, summary_names)}
+    elif summary == "true":
+        out = {k: v for k, v in resource.items() if k in mandatory or _element_name(k, summary_names)}
     else:
         out = {k: v for k, v in resource.items() if k != "text"}
     meta = dict(out.get("meta") or {})

@@ -1,31 +1,37 @@
-"""The search planner: parsed clauses to one SQL query over resource + index tables (both backends)."""
+"""The search planner: parsed clauses to one SQL query over resource + index tables (both backends).
+
+Every per-clause condition is an uncorrelated semi-join `(patient_key, type, id) IN (index rows)`,
+which Citus accepts; chains and _has nest the same shape one level down.
+"""
 
 from __future__ import annotations
 
 import time
 from typing import Any
 
-from sqlalchemy import ColumnElement, Select, and_, false, func, not_, or_, select, true, tuple_
+from sqlalchemy import ColumnElement, FromClause, Select, and_, false, func, not_, or_, select, true, tuple_
 from sqlalchemy.sql.elements import UnaryExpression
 
 from healthbook.errors import BadRequest
 from healthbook.fhir.hashing import hash63
-from healthbook.fhir.search.query import Clause, ParsedQuery, split_pipe, split_prefix, unescape
+from healthbook.fhir.search.query import Clause, ParsedQuery, common_params, split_pipe, split_prefix, unescape
 from healthbook.fhir.search.values import date_range, fold, number_range
 from healthbook.fhir.store.schema import INDEX_TABLES, resource
 
-_r = resource.c
+_RESOURCE = resource
 
 
-def _owner_in(table_type: str, types: tuple[str, ...], param: str, cond: ColumnElement[bool] | None) -> ColumnElement[bool]:
-    """(patient_key, type, id) IN (index rows of `param` satisfying cond): an uncorrelated semi-join."""
+def _owner_in(
+    r: FromClause, table_type: str, types: tuple[str, ...], param: str, cond: ColumnElement[bool] | None
+) -> ColumnElement[bool]:
+    """(patient_key, type, id) of r IN (index rows of `param` satisfying cond)."""
     t = INDEX_TABLES[table_type]
     where = [t.c.param == param]
     where.append(t.c.res_type == types[0] if len(types) == 1 else t.c.res_type.in_(types))
     if cond is not None:
         where.append(cond)
     sub = select(t.c.patient_key, t.c.res_type, t.c.res_id).where(*where)
-    return tuple_(_r.patient_key, _r.res_type, _r.res_id).in_(sub)
+    return tuple_(r.c.patient_key, r.c.res_type, r.c.res_id).in_(sub)
 
 
 def _like_escape(text: str) -> str:
@@ -36,7 +42,8 @@ def _token_value(c: Clause, types: tuple[str, ...], value: str) -> ColumnElement
     t = INDEX_TABLES["token"].c
     system, code = split_pipe(value)
     if c.modifier == "text":
-        return t.display.is_not(None) & func.lower(t.display).like(f"{_like_escape(unescape(value).lower())}%", escape="\\")
+        pattern = f"{_like_escape(unescape(value).lower())}%"
+        return t.display.is_not(None) & func.lower(t.display).like(pattern, escape="\\")
     hashes: list[ColumnElement[bool]] = []
     for rtype in types:
         if system is None:
@@ -71,12 +78,11 @@ def _reference_value(c: Clause, value: str) -> ColumnElement[bool]:
             cond = cond | ((t.target_type == parts[-2]) & (t.target_id == parts[-1]))
         return cond
     parts = ref.split("/")
-    if len(parts) == 2:
+    if len(parts) == 2 and parts[0][:1].isupper():
         return (t.target_type == parts[0]) & (t.target_id == parts[1])
     if len(parts) == 1:
-        targets = c.param.targets
         cond = t.target_id == ref
-        return cond & t.target_type.in_(targets) if targets else cond
+        return cond & t.target_type.in_(c.param.targets) if c.param.targets else cond
     raise BadRequest(f"'{ref[:80]}' is not a valid reference for '{c.raw_name}'", expression=c.raw_name)
 
 
@@ -98,6 +104,8 @@ def range_condition(prefix: str, lo: Any, hi: Any, slo: Any, shi: Any) -> Column
 
 def _date_search_range(c: Clause, value: str) -> tuple[str, int, int]:
     prefix, text = split_prefix(value)
+    if " " in text and "T" in text:
+        text = text.replace(" ", "+")  # an unencoded '+' of a time zone arrives as a space
     try:
         slo, shi = date_range(text)
     except (ValueError, OverflowError):
@@ -117,7 +125,8 @@ def _date_value(c: Clause, value: str) -> ColumnElement[bool]:
     return range_condition(prefix, t.low, t.high, slo, shi)
 
 
-def _number_condition(prefix: str, col: Any, text: str, name: str) -> ColumnElement[bool]:
+def number_condition(prefix: str, col: Any, text: str, name: str) -> ColumnElement[bool]:
+    """A stored exact number against a search number with implicit precision (1.5 = [1.45, 1.55))."""
     try:
         value, low, high = number_range(text)
     except ValueError:
@@ -142,7 +151,7 @@ def _number_condition(prefix: str, col: Any, text: str, name: str) -> ColumnElem
 
 def _number_value(c: Clause, value: str) -> ColumnElement[bool]:
     prefix, text = split_prefix(value)
-    return _number_condition(prefix, INDEX_TABLES["number"].c.low, text, c.raw_name)
+    return number_condition(prefix, INDEX_TABLES["number"].c.low, text, c.raw_name)
 
 
 def _quantity_value(c: Clause, value: str) -> ColumnElement[bool]:
@@ -151,7 +160,7 @@ def _quantity_value(c: Clause, value: str) -> ColumnElement[bool]:
     parts = rest.split("|")
     if len(parts) not in (1, 3):
         raise BadRequest(f"'{value[:60]}' is not number|system|code for '{c.raw_name}'", expression=c.raw_name)
-    cond = _number_condition(prefix, t.low, parts[0], c.raw_name)
+    cond = number_condition(prefix, t.low, parts[0], c.raw_name)
     if len(parts) == 3:
         system, code = parts[1], parts[2]
         if code:
@@ -182,51 +191,94 @@ _VALUE = {
 }
 
 
-def _native(c: Clause) -> ColumnElement[bool]:
+def _native(r: FromClause, c: Clause) -> ColumnElement[bool]:
     if c.param.code == "_id":
         if c.modifier == "missing":
             return false() if c.values == ("true",) else true()
-        return _r.res_id.in_([unescape(v) for v in c.values])
+        return r.c.res_id.in_([unescape(v) for v in c.values])
     conds = []
     for value in c.values:
         prefix, slo, shi = _date_search_range(c, value)
         if prefix == "ap":
-            conds.append(and_(_r.last_updated >= slo, _r.last_updated <= shi))
+            conds.append(and_(r.c.last_updated >= slo, r.c.last_updated <= shi))
         else:
-            conds.append(range_condition(prefix, _r.last_updated, _r.last_updated, slo, shi))
+            conds.append(range_condition(prefix, r.c.last_updated, r.c.last_updated, slo, shi))
     return or_(*conds)
 
 
-def clause_condition(c: Clause, types: tuple[str, ...]) -> ColumnElement[bool]:
-    """The WHERE condition of one clause (its values OR-ed)."""
+def _live(types: tuple[str, ...], clause: Clause) -> tuple[FromClause, Select[tuple[str, str]]]:
+    """Keys (type, id) of live resources of `types` satisfying `clause` (one level down)."""
+    r2 = _RESOURCE.alias()
+    type_cond = r2.c.res_type == types[0] if len(types) == 1 else r2.c.res_type.in_(types)
+    return r2, select(r2.c.res_type, r2.c.res_id).where(
+        type_cond, r2.c.deleted == false(), clause_condition(r2, clause, types)
+    )
+
+
+def _chain(r: FromClause, c: Clause, types: tuple[str, ...]) -> ColumnElement[bool]:
+    assert c.chain is not None
+    ref = INDEX_TABLES["reference"].c
+    if c.has is not None:
+        # _has: r is the target of a reference held by a matching source resource.
+        source, code = c.has
+        r3 = _RESOURCE.alias()
+        src = select(r3.c.patient_key, r3.c.res_type, r3.c.res_id).where(
+            r3.c.res_type == source, r3.c.deleted == false(), clause_condition(r3, c.chain, (source,))
+        )
+        holders = select(ref.target_type, ref.target_id).where(
+            ref.res_type == source,
+            ref.param == code,
+            tuple_(ref.patient_key, ref.res_type, ref.res_id).in_(src),
+        )
+        return tuple_(r.c.res_type, r.c.res_id).in_(holders)
+    _, targets = _live(c.chain_types, c.chain)
+    cond = tuple_(ref.target_type, ref.target_id).in_(targets)
+    return _owner_in(r, "reference", types, c.param.code, cond)
+
+
+def clause_condition(r: FromClause, c: Clause, types: tuple[str, ...]) -> ColumnElement[bool]:
+    """The WHERE condition of one clause on resource alias r (its values OR-ed)."""
+    if c.chain is not None:
+        return _chain(r, c, types)
     if c.param.code in ("_id", "_lastUpdated"):
-        return _native(c)
+        return _native(r, c)
     table = c.param.type
     if c.modifier == "missing":
-        present = _owner_in(table, types, c.param.code, None)
+        present = _owner_in(r, table, types, c.param.code, None)
         return not_(present) if c.values == ("true",) else present
     if table == "token":
         cond = or_(*(_token_value(c, types, v) for v in c.values))
-        inside = _owner_in(table, types, c.param.code, cond)
+        inside = _owner_in(r, table, types, c.param.code, cond)
         return not_(inside) if c.modifier == "not" else inside
     value_fn = _VALUE[table]
-    return _owner_in(table, types, c.param.code, or_(*(value_fn(c, v) for v in c.values)))
+    return _owner_in(r, table, types, c.param.code, or_(*(value_fn(c, v) for v in c.values)))
 
 
-def where_clause(query: ParsedQuery) -> ColumnElement[bool]:
+def compartment_condition(r: FromClause, types: tuple[str, ...], params: list[str], target: tuple[str, str]) -> ColumnElement[bool]:
+    """Membership of a compartment: any of the compartment's reference parameters points at target."""
+    ref = INDEX_TABLES["reference"].c
+    sub = select(ref.patient_key, ref.res_type, ref.res_id).where(
+        ref.res_type.in_(types),
+        ref.param.in_(params),
+        ref.target_type == target[0],
+        ref.target_id == target[1],
+    )
+    return tuple_(r.c.patient_key, r.c.res_type, r.c.res_id).in_(sub)
+
+
+def where_clause(r: FromClause, query: ParsedQuery, extra: list[ColumnElement[bool]] | None = None) -> ColumnElement[bool]:
     """All clauses AND-ed, restricted to live resources of the searched types."""
     types = query.types
-    conds: list[ColumnElement[bool]] = [_r.res_type == types[0] if len(types) == 1 else _r.res_type.in_(types)]
-    conds.append(_r.deleted == false())
-    conds.extend(clause_condition(c, types) for c in query.clauses)
+    conds: list[ColumnElement[bool]] = [r.c.res_type == types[0] if len(types) == 1 else r.c.res_type.in_(types)]
+    conds.append(r.c.deleted == false())
+    conds.extend(clause_condition(r, c, types) for c in query.clauses)
+    conds.extend(extra or [])
     return and_(*conds)
 
 
-def sort_columns(query: ParsedQuery) -> list[UnaryExpression[Any] | ColumnElement[Any]]:
+def sort_columns(r: FromClause, query: ParsedQuery) -> list[UnaryExpression[Any] | ColumnElement[Any]]:
     """ORDER BY for _sort (several keys, '-' for descending), ending in a unique tiebreak."""
     order: list[UnaryExpression[Any] | ColumnElement[Any]] = []
-    from healthbook.fhir.search.query import common_params
-
     known = common_params(query.types)
     for spec in query.controls.get("_sort", []):
         for key in spec.split(","):
@@ -236,20 +288,20 @@ def sort_columns(query: ParsedQuery) -> list[UnaryExpression[Any] | ColumnElemen
             desc = key.startswith("-")
             name = key.lstrip("-")
             if name == "_id":
-                col: Any = _r.res_id
+                col: Any = r.c.res_id
             elif name == "_lastUpdated":
-                col = _r.last_updated
+                col = r.c.last_updated
             else:
                 param = known.get(name)
-                if param is None or not param.indexed or param.type not in ("date", "string", "number", "token", "quantity", "uri"):
-                    raise BadRequest(f"Cannot sort by '{name}'", expression="_sort")
-                col = _sort_key(param.type, param.code, desc)
+                if param is None or not param.indexed or param.type == "reference":
+                    raise BadRequest(f"Cannot sort by '{name[:64]}'", expression="_sort")
+                col = _sort_key(r, param.type, param.code, desc)
             order.append(col.desc() if desc else col.asc())
-    order += [_r.res_type.asc(), _r.res_id.asc()]
+    order += [r.c.res_type.asc(), r.c.res_id.asc()]
     return order
 
 
-def _sort_key(ptype: str, code: str, desc: bool) -> Any:
+def _sort_key(r: FromClause, ptype: str, code: str, desc: bool) -> Any:
     t = INDEX_TABLES[ptype]
     column = {
         "date": t.c.get("high" if desc else "low"),
@@ -263,31 +315,35 @@ def _sort_key(ptype: str, code: str, desc: bool) -> Any:
     return (
         select(agg)
         .where(
-            t.c.patient_key == _r.patient_key,
-            t.c.res_type == _r.res_type,
-            t.c.res_id == _r.res_id,
+            t.c.patient_key == r.c.patient_key,
+            t.c.res_type == r.c.res_type,
+            t.c.res_id == r.c.res_id,
             t.c.param == code,
         )
         .scalar_subquery()
     )
 
 
-def page_query(query: ParsedQuery, *, offset: int, limit: int) -> Select[tuple[str, str, str, str | None]]:
+def page_query(
+    query: ParsedQuery, *, offset: int, limit: int, extra: list[ColumnElement[bool]] | None = None
+) -> Select[tuple[str, str, str, str | None]]:
     """The page of matches, content included."""
+    r = _RESOURCE
     return (
-        select(_r.patient_key, _r.res_type, _r.res_id, _r.content)
-        .where(where_clause(query))
-        .order_by(*sort_columns(query))
+        select(r.c.patient_key, r.c.res_type, r.c.res_id, r.c.content)
+        .where(where_clause(r, query, extra))
+        .order_by(*sort_columns(r, query))
         .offset(offset)
         .limit(limit)
     )
 
 
-def count_query(query: ParsedQuery) -> Select[tuple[int]]:
+def count_query(query: ParsedQuery, extra: list[ColumnElement[bool]] | None = None) -> Select[tuple[int]]:
     """How many resources match."""
-    return select(func.count()).select_from(resource).where(where_clause(query))
+    return select(func.count()).select_from(_RESOURCE).where(where_clause(_RESOURCE, query, extra))
 
 
 def ids_query(query: ParsedQuery, limit: int) -> Select[tuple[str, str, str]]:
     """Keys of matches, for conditional interactions."""
-    return select(_r.patient_key, _r.res_type, _r.res_id).where(where_clause(query)).limit(limit)
+    r = _RESOURCE
+    return select(r.c.patient_key, r.c.res_type, r.c.res_id).where(where_clause(r, query)).limit(limit)

@@ -1,0 +1,301 @@
+"""Table-driven search semantics on both databases: each query with its exact expected result ids."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from fastapi.testclient import TestClient
+
+H = {"content-type": "application/fhir+json"}
+LOINC = "http://loinc.org"
+UCUM = "http://unitsofmeasure.org"
+
+PATIENTS: list[dict[str, Any]] = [
+    {
+        "resourceType": "Patient",
+        "id": "p1",
+        "identifier": [{"system": "urn:vn:cccd", "value": "001190000001"}],
+        "name": [{"family": "Nguyễn", "given": ["Thị", "Ánh"]}],
+        "gender": "female",
+        "birthDate": "1990-05-17",
+        "active": True,
+        "managingOrganization": {"reference": "Organization/o1"},
+        "meta": {"tag": [{"system": "urn:tags", "code": "vip"}]},
+    },
+    {
+        "resourceType": "Patient",
+        "id": "p2",
+        "identifier": [{"system": "urn:vn:cccd", "value": "079085000002"}],
+        "name": [{"family": "Trần", "given": ["Văn", "Hùng"]}],
+        "gender": "male",
+        "birthDate": "1985",
+        "managingOrganization": {"reference": "Organization/o2"},
+    },
+    {
+        "resourceType": "Patient",
+        "id": "p3",
+        "name": [{"family": "NGUYEN", "given": ["ANH"]}],
+        "gender": "female",
+        "birthDate": "2000-01-01",
+        "deceasedBoolean": False,
+    },
+]
+ORGS = [
+    {"resourceType": "Organization", "id": "o1", "name": "Trạm Y tế phường Ba Đình"},
+    {"resourceType": "Organization", "id": "o2", "name": "Bệnh viện Bạch Mai"},
+]
+
+
+def _obs(oid: str, patient: str, code: str, value: float | None, when: str, **extra: Any) -> dict[str, Any]:
+    doc: dict[str, Any] = {
+        "resourceType": "Observation",
+        "id": oid,
+        "status": "final",
+        "code": {"coding": [{"system": LOINC, "code": code, "display": f"Test {code}"}], "text": f"code {code}"},
+        "subject": {"reference": f"Patient/{patient}"},
+        "effectiveDateTime": when,
+    }
+    if value is not None:
+        doc["valueQuantity"] = {"value": value, "unit": "mmHg", "system": UCUM, "code": "mm[Hg]"}
+    doc.update(extra)
+    return doc
+
+
+OBSERVATIONS = [
+    _obs("ob1", "p1", "8480-6", 120, "2026-01-10T08:00:00+07:00"),
+    _obs("ob2", "p1", "8480-6", 150.5, "2026-03-01T09:30:00+07:00"),
+    _obs("ob3", "p2", "8462-4", 80, "2025-12-31T23:59:00Z"),
+    _obs("ob4", "p3", "29463-7", None, "2026-02", valueString="không đo được"),
+]
+PROVENANCE = {
+    "resourceType": "Provenance",
+    "id": "prov1",
+    "target": [{"reference": "Observation/ob1"}],
+    "recorded": "2026-01-10T08:05:00+07:00",
+    "agent": [{"who": {"reference": "Organization/o1"}}],
+}
+
+
+@pytest.fixture
+def loaded(client: TestClient) -> TestClient:
+    """The fixture population, stored through the API."""
+    for doc in [*ORGS, *PATIENTS, *OBSERVATIONS, PROVENANCE]:
+        r = client.put(f"/fhir/{doc['resourceType']}/{doc['id']}", json=doc, headers=H)
+        assert r.status_code in (200, 201), r.text
+    return client
+
+
+def _ids(client: TestClient, url: str, mode: str = "match") -> list[str]:
+    r = client.get(url)
+    assert r.status_code == 200, r.text
+    bundle = r.json()
+    return sorted(e["resource"]["id"] for e in bundle.get("entry", []) if e["search"]["mode"] == mode)
+
+
+CASES = [
+    # token
+    ("Patient?gender=female", ["p1", "p3"]),
+    ("Patient?gender=male,female", ["p1", "p2", "p3"]),
+    ("Patient?gender:not=male", ["p1", "p3"]),
+    ("Patient?identifier=urn:vn:cccd|001190000001", ["p1"]),
+    ("Patient?identifier=001190000001", ["p1"]),
+    ("Patient?identifier=urn:vn:cccd|", ["p1", "p2"]),
+    ("Patient?identifier=|001190000001", []),
+    ("Patient?identifier:missing=true", ["p3"]),
+    ("Patient?active=true", ["p1"]),
+    ("Patient?_tag=urn:tags|vip", ["p1"]),
+    ("Observation?code=http://loinc.org|8480-6", ["ob1", "ob2"]),
+    ("Observation?code:text=test 84", ["ob1", "ob2", "ob3"]),
+    # string: prefix, accent- and case-insensitive; :exact; :contains
+    ("Patient?name=nguyen", ["p1", "p3"]),
+    ("Patient?name=Nguyễn", ["p1", "p3"]),
+    ("Patient?family:exact=Nguyễn", ["p1"]),
+    ("Patient?family:exact=nguyen", []),
+    ("Patient?name:contains=ùn", ["p2"]),
+    ("Patient?given=anh", ["p1", "p3"]),
+    ("Patient?name=nguyen&given=thi", ["p1"]),
+    ("Organization?name=tram y te", ["o1"]),
+    # date with partial precision and prefixes
+    ("Patient?birthdate=1990", ["p1"]),
+    ("Patient?birthdate=1990-05", ["p1"]),
+    ("Patient?birthdate=1985-06-01", []),
+    ("Patient?birthdate=ge1990-01-01", ["p1", "p3"]),
+    ("Patient?birthdate=lt1990", ["p2"]),
+    ("Patient?birthdate=gt1985", ["p1", "p3"]),
+    ("Patient?birthdate=ne1990-05-17", ["p2", "p3"]),
+    ("Patient?birthdate=sa1999-12-31", ["p3"]),
+    ("Patient?birthdate=eb1990-05-17", ["p2"]),
+    ("Patient?birthdate=ge1990&birthdate=le2000-01-01", ["p1", "p3"]),
+    ("Observation?date=2026-01-10", ["ob1"]),
+    ("Observation?date=2026-02", ["ob4"]),
+    ("Observation?date=2026-01-01T00:00:00+07:00", []),
+    ("Observation?date=2026-01-10T08:00:00%2B07:00", ["ob1"]),
+    ("Observation?date=ge2026-01-01T00:00:00Z", ["ob1", "ob2", "ob4"]),
+    ("Observation?date=lt2026-01-01T00:00:00Z", ["ob3"]),
+    # quantity and number precision
+    ("Observation?value-quantity=120", ["ob1"]),
+    ("Observation?value-quantity=150", []),
+    ("Observation?value-quantity=150.5", ["ob2"]),
+    ("Observation?value-quantity=1.5e2", ["ob2"]),
+    ("Observation?value-quantity=gt100|http://unitsofmeasure.org|mm[Hg]", ["ob1", "ob2"]),
+    ("Observation?value-quantity=le120||mm[Hg]", ["ob1", "ob3"]),
+    ("Observation?value-quantity=ap125", ["ob1"]),
+    ("Observation?value-string=khong", ["ob4"]),
+    # reference forms
+    ("Observation?subject=Patient/p1", ["ob1", "ob2"]),
+    ("Observation?subject=p1", ["ob1", "ob2"]),
+    ("Observation?subject:Patient=p2", ["ob3"]),
+    ("Observation?patient=p3", ["ob4"]),
+    ("Observation?subject=http://example.org/fhir/Patient/p1", ["ob1", "ob2"]),
+    ("Patient?organization=Organization/o1", ["p1"]),
+    # chains and reverse chains
+    ("Observation?subject:Patient.name=tran", ["ob3"]),
+    ("Observation?patient.gender=female", ["ob1", "ob2", "ob4"]),
+    ("Observation?subject:Patient.organization.name=benh vien", ["ob3"]),
+    ("Observation?subject:Patient.organization.name=bach mai", []),
+    ("Patient?_has:Observation:subject:code=8480-6", ["p1"]),
+    ("Patient?_has:Observation:patient:_has:Provenance:target:agent=Organization/o1", ["p1"]),
+    ("Organization?_has:Patient:organization:gender=male", ["o2"]),
+    # common parameters
+    ("Patient?_id=p1,p3", ["p1", "p3"]),
+    ("Patient?_id=nope", []),
+    # compartment search
+    ("Patient/p1/Observation", ["ob1", "ob2"]),
+    ("Patient/p1/Observation?code=8480-6&date=2026-03", ["ob2"]),
+    ("Patient/p2/Observation", ["ob3"]),
+]
+
+
+@pytest.mark.parametrize(("query", "expected"), CASES, ids=[c[0] for c in CASES])
+def test_search_result_sets(loaded: TestClient, query: str, expected: list[str]) -> None:
+    assert _ids(loaded, "/fhir/" + query) == expected
+
+
+def test_lastupdated(loaded: TestClient) -> None:
+    assert _ids(loaded, "/fhir/Patient?_lastUpdated=gt2000-01-01") == ["p1", "p2", "p3"]
+    assert _ids(loaded, "/fhir/Patient?_lastUpdated=lt2000-01-01") == []
+
+
+def test_include_and_revinclude(loaded: TestClient) -> None:
+    url = "/fhir/Observation?_id=ob1&_include=Observation:subject&_revinclude=Provenance:target"
+    assert _ids(loaded, url) == ["ob1"]
+    assert _ids(loaded, url, "include") == ["p1", "prov1"]
+    url = "/fhir/Observation?_id=ob3&_include=Observation:subject&_include:iterate=Patient:organization"
+    assert _ids(loaded, url, "include") == ["o2", "p2"]
+    assert _ids(loaded, "/fhir/Observation?_id=ob3&_include=Observation:*", "include") == ["p2"]
+    assert _ids(loaded, "/fhir/Observation?_id=ob3&_include=Observation:subject:Group", "include") == []
+
+
+def test_sort_and_paging(loaded: TestClient) -> None:
+    r = loaded.get("/fhir/Patient?_sort=-birthdate&_count=2")
+    bundle = r.json()
+    assert [e["resource"]["id"] for e in bundle["entry"]] == ["p3", "p1"]
+    assert bundle["total"] == 3
+    links = {link["relation"]: link["url"] for link in bundle["link"]}
+    nxt = loaded.get(links["next"].replace("http://testserver", "")).json()
+    assert [e["resource"]["id"] for e in nxt["entry"]] == ["p2"]
+    assert "next" not in {link["relation"] for link in nxt["link"]}
+    r = loaded.get("/fhir/Patient?_sort=family,-_id")
+    assert [e["resource"]["id"] for e in r.json()["entry"]] == ["p3", "p1", "p2"]
+
+
+def test_summary_total_elements(loaded: TestClient) -> None:
+    r = loaded.get("/fhir/Patient?_summary=count").json()
+    assert r["total"] == 3 and "entry" not in r
+    r = loaded.get("/fhir/Patient?_total=none").json()
+    assert "total" not in r
+    r = loaded.get("/fhir/Patient?_id=p1&_elements=gender").json()
+    res = r["entry"][0]["resource"]
+    assert set(res) == {"resourceType", "id", "meta", "gender"}
+    assert any(t["code"] == "SUBSETTED" for t in res["meta"]["tag"])
+    res = loaded.get("/fhir/Patient?_id=p3&_summary=true").json()["entry"][0]["resource"]
+    assert "deceasedBoolean" in res and "name" in res
+
+
+def test_post_search(loaded: TestClient) -> None:
+    r = loaded.post(
+        "/fhir/Patient/_search",
+        content="gender=male",
+        headers={"content-type": "application/x-www-form-urlencoded"},
+    )
+    assert r.status_code == 200
+    assert [e["resource"]["id"] for e in r.json()["entry"]] == ["p2"]
+
+
+def test_system_search_with_type(loaded: TestClient) -> None:
+    assert _ids(loaded, "/fhir?_type=Patient,Organization&_id=p1,o1") == ["o1", "p1"]
+
+
+def test_unknown_parameter_lenient_and_strict(loaded: TestClient) -> None:
+    bundle = loaded.get("/fhir/Patient?gender=male&nonsense=1").json()
+    assert [e["resource"]["id"] for e in bundle["entry"] if e["search"]["mode"] == "match"] == ["p2"]
+    outcome = [e for e in bundle["entry"] if e["search"]["mode"] == "outcome"]
+    assert "nonsense" in outcome[0]["resource"]["issue"][0]["diagnostics"]
+    r = loaded.get("/fhir/Patient?nonsense=1", headers={"prefer": "handling=strict"})
+    assert r.status_code == 400
+    assert r.json()["issue"][0]["expression"] == ["nonsense"]
+
+
+BAD = [
+    "Patient?birthdate=1990-13",
+    "Patient?birthdate=xx1990",
+    "Patient?birthdate=not-a-date",
+    "Observation?value-quantity=abc",
+    "Observation?value-quantity=1|2",
+    "Patient?gender:bogus=male",
+    "Observation?subject.nosuch=1",
+    "Observation?code.name=x",
+    "Patient?_has:Nope:subject:code=1",
+    "Patient?_has:Observation:code:code=1",
+    "Patient?_count=-1",
+    "Patient?_sort=nosuch",
+    "Patient?_summary=maybe",
+    "Patient?_total=lots",
+    "Patient?_include=Patient",
+    "Patient?_include=Patient:name",
+    "Patient?identifier:missing=maybe",
+    "Observation?subject=a/b/c",
+    "Patient/p1/Nope",
+    "Nope/p1/Observation",
+]
+
+
+@pytest.mark.parametrize("query", BAD)
+def test_malformed_search_is_400(loaded: TestClient, query: str) -> None:
+    r = loaded.get("/fhir/" + query)
+    assert r.status_code in (400, 404), r.text
+    assert r.json()["resourceType"] == "OperationOutcome"
+
+
+def test_hostile_values(loaded: TestClient) -> None:
+    r = loaded.get("/fhir/Patient", params={"name": "'; DROP TABLE resource; --"})
+    assert r.status_code == 200 and r.json()["total"] == 0
+    r = loaded.get("/fhir/Patient", params={"name": "%_\\"})
+    assert r.status_code == 200 and r.json()["total"] == 0
+    r = loaded.post(
+        "/fhir/Patient/_search",
+        content="_id=" + ",".join(str(i) for i in range(10_000)),
+        headers={"content-type": "application/x-www-form-urlencoded"},
+    )
+    assert r.status_code == 400
+    assert loaded.get("/fhir/Patient").json()["total"] == 3
+
+
+def test_index_follows_update_and_delete(loaded: TestClient) -> None:
+    doc = dict(PATIENTS[1], gender="female")
+    assert loaded.put("/fhir/Patient/p2", json=doc, headers=H).status_code == 200
+    assert _ids(loaded, "/fhir/Patient?gender=male") == []
+    assert loaded.delete("/fhir/Patient/p1").status_code in (200, 204)
+    assert _ids(loaded, "/fhir/Patient?gender=female") == ["p2", "p3"]
+    assert _ids(loaded, "/fhir/Patient?name=nguyen") == ["p3"]
+
+
+def test_moving_subject_moves_compartment(loaded: TestClient) -> None:
+    doc = dict(OBSERVATIONS[0], subject={"reference": "Patient/p2"})
+    assert loaded.put("/fhir/Observation/ob1", json=doc, headers=H).status_code == 200
+    assert _ids(loaded, "/fhir/Patient/p2/Observation") == ["ob1", "ob3"]
+    assert _ids(loaded, "/fhir/Observation?subject=p1") == ["ob2"]
+    hist = loaded.get("/fhir/Observation/ob1/_history").json()
+    assert hist["total"] == 2
+    assert loaded.get("/fhir/Observation/ob1/_history/1").status_code == 200
