@@ -146,3 +146,11 @@ INDEX_TABLES: dict[str, Table] = {
     "quantity": idx_quantity,
     "uri": idx_uri,
 }
+
+# Small key/value state of maintenance jobs (reindex checkpoints); a reference table on Citus.
+maintenance_state = Table(
+    "maintenance_state",
+    metadata,
+    Column("name", String(100), primary_key=True),
+    Column("value", Text, nullable=False),
+)

@@ -1,0 +1,98 @@
+"""Rebuilding the search indexes in resumable batches (after search definitions change)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import orjson
+from sqlalchemy import delete, false, func, insert, select, tuple_
+from sqlalchemy.engine import Connection
+
+from healthbook.auth.subject import AccessPolicy, Caller
+from healthbook.db.engine import Database
+from healthbook.fhir import jsonio
+from healthbook.fhir.search.extract import extract
+from healthbook.fhir.store.schema import INDEX_TABLES, maintenance_state, resource
+
+CHECKPOINT = "reindex.checkpoint"
+
+
+@dataclass(frozen=True, slots=True)
+class ReindexProgress:
+    """How far a reindex run is."""
+
+    done: int
+    total: int
+    finished: bool
+
+
+def _checkpoint(conn: Connection) -> tuple[str, str, str] | None:
+    raw = conn.execute(select(maintenance_state.c.value).where(maintenance_state.c.name == CHECKPOINT)).scalar()
+    if raw is None:
+        return None
+    key = orjson.loads(raw)
+    return (key[0], key[1], key[2])
+
+
+def _save(conn: Connection, key: tuple[str, str, str] | None) -> None:
+    conn.execute(delete(maintenance_state).where(maintenance_state.c.name == CHECKPOINT))
+    if key is not None:
+        conn.execute(insert(maintenance_state).values(name=CHECKPOINT, value=orjson.dumps(list(key)).decode()))
+
+
+def reindex(
+    db: Database,
+    policy: AccessPolicy,
+    caller: Caller,
+    *,
+    batch_size: int = 500,
+    restart: bool = False,
+    on_progress: Callable[[ReindexProgress], None] | None = None,
+) -> ReindexProgress:
+    """Re-extract every live resource's index rows, committing a checkpoint after each batch."""
+    policy.check(caller, "reindex", None)
+    r = resource.c
+    with db.write() as conn:
+        if restart:
+            _save(conn, None)
+        start = _checkpoint(conn)
+        total = int(conn.execute(select(func.count()).select_from(resource).where(r.deleted == false())).scalar_one())
+        done = 0
+        if start is not None:
+            done = int(
+                conn.execute(
+                    select(func.count())
+                    .select_from(resource)
+                    .where(r.deleted == false(), tuple_(r.patient_key, r.res_type, r.res_id) <= start)
+                ).scalar_one()
+            )
+    last = start
+    while True:
+        with db.write() as conn:
+            stmt = select(r.patient_key, r.res_type, r.res_id, r.content).where(r.deleted == false())
+            if last is not None:
+                stmt = stmt.where(tuple_(r.patient_key, r.res_type, r.res_id) > last)
+            rows = conn.execute(stmt.order_by(r.patient_key, r.res_type, r.res_id).limit(batch_size)).all()
+            if not rows:
+                _save(conn, None)
+                progress = ReindexProgress(done, total, True)
+                break
+            for pk, rtype, rid, content in rows:
+                for table in INDEX_TABLES.values():
+                    c = table.c
+                    conn.execute(delete(table).where(c.patient_key == pk, c.res_type == rtype, c.res_id == rid))
+                owner = {"patient_key": pk, "res_type": rtype, "res_id": rid}
+                for ptype, index_rows in extract(jsonio.loads(content or "{}")).items():
+                    conn.execute(insert(INDEX_TABLES[ptype]), [{**owner, **row} for row in index_rows])
+            last = (rows[-1][0], rows[-1][1], rows[-1][2])
+            _save(conn, last)
+            done += len(rows)
+        if on_progress is not None:
+            on_progress(ReindexProgress(done, max(total, done), False))
+    if on_progress is not None:
+        on_progress(progress)
+    return progress
+
+
+__all__ = ["ReindexProgress", "reindex"]
