@@ -38,7 +38,7 @@ def capability_statement(
                 ],
             }
         )
-    system = [{"code": "history-system"}]
+    system = [{"code": "transaction"}, {"code": "batch"}, {"code": "history-system"}]
     if system_search:
         system.append({"code": "search-system"})
     doc = " ".join(

@@ -29,6 +29,9 @@ from healthbook.fhir.http import (
 from healthbook.fhir.outcomes import Issue
 from healthbook.fhir.search.service import SearchService
 from healthbook.fhir.service import FhirService, history
+from healthbook.fhir.transaction import BundleProcessor
+from healthbook.fhir.operations.everything import EverythingQuery, everything_bundle
+from healthbook.fhir.operations.everything import parse_query as parse_everything
 from healthbook.fhir.timeutil import now_us, parse_instant_us
 
 
@@ -116,6 +119,18 @@ async def _history(request: Request, res_type: str | None, res_id: str | None) -
     return fhir_response(bundles.bundle("history", entries, links, total=page.total, timestamp_us=now_us()))
 
 
+@router.post("/")
+async def transaction(request: Request) -> Response:
+    """transaction and batch (POST of a Bundle to the base URL)."""
+    negotiate(request)
+    svc = _services(request)
+    body = await read_body(request, svc.settings.max_body_bytes)
+    base = base_url(request, svc.settings.public_base_url)
+    processor = BundleProcessor(svc.fhir, svc.search)
+    out = await run_in_threadpool(processor.process, _caller(request), body, base=base, prefer=parse_prefer(request))
+    return fhir_response(out)
+
+
 @router.get("/_history")
 async def history_system(request: Request) -> Response:
     """history-system."""
@@ -148,6 +163,48 @@ async def vread(request: Request, res_type: str, res_id: str, vid: str) -> Respo
     svc = _services(request)
     ver = await run_in_threadpool(svc.fhir.vread, _caller(request), res_type, res_id, vid)
     return fhir_response(ver.content or b"", 200, version_headers(ver))
+
+
+def _everything_params(request: Request, ids: list[str]) -> EverythingQuery:
+    settings = _services(request).settings
+    return parse_everything(
+        ids,
+        request.query_params.get("_type"),
+        request.query_params.get("_since"),
+        _int_param(request, "_count", settings.max_page_size, settings.max_page_size),
+        _int_param(request, "_page_offset", 0, 10**12),
+    )
+
+
+@router.get("/Patient/{pid}/$everything")
+async def patient_everything(request: Request, pid: str) -> Response:
+    """Patient/{id}/$everything."""
+    negotiate(request)
+    svc = _services(request)
+    q = _everything_params(request, [pid])
+    base = base_url(request, svc.settings.public_base_url)
+    body = await run_in_threadpool(
+        everything_bundle, svc.fhir, _caller(request), q, base=base, path=f"/Patient/{pid}/$everything",
+        params=dict(request.query_params),
+    )  # fmt: skip
+    return fhir_response(body)
+
+
+@router.get("/Patient/$everything")
+async def patients_everything(request: Request) -> Response:
+    """Patient/$everything?_id=a,b (type level; the patients must be named)."""
+    negotiate(request)
+    svc = _services(request)
+    ids = [i.strip() for v in request.query_params.getlist("_id") for i in v.split(",") if i.strip()]
+    if not ids:
+        raise BadRequest("Patient/$everything at type level needs _id (one or more patient ids)", expression="_id")
+    q = _everything_params(request, ids)
+    base = base_url(request, svc.settings.public_base_url)
+    body = await run_in_threadpool(
+        everything_bundle, svc.fhir, _caller(request), q, base=base, path="/Patient/$everything",
+        params=dict(request.query_params),
+    )  # fmt: skip
+    return fhir_response(body)
 
 
 @router.get("/{compartment}/{cid}/{res_type}")

@@ -4,12 +4,13 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from sqlalchemy import false, select, tuple_
+from sqlalchemy import select, tuple_
 from sqlalchemy.engine import Connection
 
 from healthbook.errors import BadRequest
 from healthbook.fhir.search.registry import params_for
-from healthbook.fhir.store.schema import INDEX_TABLES, resource
+from healthbook.fhir.store import sql_repository as store
+from healthbook.fhir.store.schema import INDEX_TABLES
 from healthbook.fhir.validation import resource_types
 
 Key = tuple[str, str]  # (type, id)
@@ -76,23 +77,11 @@ def _reverse(conn: Connection, spec: IncludeSpec, keys: list[Key]) -> set[tuple[
 
 
 def _fetch_by_key(conn: Connection, keys: set[Key]) -> list[tuple[str, str, str, str | None]]:
-    r = resource.c
-    if not keys:
-        return []
-    stmt = select(r.patient_key, r.res_type, r.res_id, r.content).where(
-        tuple_(r.res_type, r.res_id).in_(sorted(keys)), r.deleted == false()
-    )
-    return [(x[0], x[1], x[2], x[3]) for x in conn.execute(stmt)]
+    return [(x[0], x[1], x[2], x[4]) for x in store.current_by_key(conn, sorted(keys))]
 
 
 def _fetch_by_owner(conn: Connection, owners: set[tuple[str, str, str]]) -> list[tuple[str, str, str, str | None]]:
-    r = resource.c
-    if not owners:
-        return []
-    stmt = select(r.patient_key, r.res_type, r.res_id, r.content).where(
-        tuple_(r.patient_key, r.res_type, r.res_id).in_(sorted(owners)), r.deleted == false()
-    )
-    return [(x[0], x[1], x[2], x[3]) for x in conn.execute(stmt)]
+    return [(x[0], x[1], x[2], x[4]) for x in store.current_by_owner(conn, sorted(owners))]
 
 
 def included(

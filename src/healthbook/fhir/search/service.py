@@ -25,6 +25,7 @@ from healthbook.fhir.search.includes import included, parse_specs
 from healthbook.fhir.search.query import ParsedQuery, parse
 from healthbook.fhir.search.registry import params_for
 from healthbook.fhir.service import check_id, check_type
+from healthbook.fhir.store.batch import pending
 from healthbook.fhir.store.schema import INDEX_TABLES, resource
 from healthbook.fhir.store.sql_repository import StoredVersion
 from healthbook.fhir.validation import resource_types
@@ -46,6 +47,15 @@ class SearchService:
         self, conn: Connection, stored: StoredVersion, doc: dict[str, Any] | None, old_key: str | None
     ) -> None:
         """Replace the index rows of a resource: delete the old ones, insert the new ones."""
+        queue = pending(conn)
+        if queue is not None:
+            if old_key is not None:
+                queue.index_deletes.append((old_key, stored.res_type, stored.res_id))
+            if doc is not None:
+                owner = {"patient_key": stored.patient_key, "res_type": stored.res_type, "res_id": stored.res_id}
+                for ptype, rows in extract(doc).items():
+                    queue.index_rows.setdefault(ptype, []).extend({**owner, **row} for row in rows)
+            return
         if old_key is not None:
             for table in INDEX_TABLES.values():
                 c = table.c
@@ -64,6 +74,9 @@ class SearchService:
 
     def match(self, conn: Connection, res_type: str, query_string: str) -> list[tuple[str, str, str]]:
         """Keys of current resources matching a conditional query; strict about unknown parameters."""
+        queue = pending(conn)
+        if queue is not None:
+            queue.flush(conn)  # queued writes of the same bundle must be searchable
         pairs = parse_qsl(query_string, keep_blank_values=True)
         parsed = parse((res_type,), pairs, strict=True)
         if not parsed.clauses:

@@ -5,10 +5,11 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from sqlalchemy import and_, bindparam, delete, func, insert, literal, select, update
+from sqlalchemy import and_, bindparam, delete, false, func, insert, literal, select, tuple_, update
 from sqlalchemy.engine import Connection
 from sqlalchemy.sql import Select
 
+from healthbook.fhir.store.batch import flush_if_pending, pending
 from healthbook.fhir.store.schema import resource, resource_locator, resource_version
 
 
@@ -61,6 +62,7 @@ _UPDATE_CURRENT = (
 
 def locate(conn: Connection, res_type: str, res_id: str) -> str | None:
     """The patient_key a logical id is stored under, or None if it was never written."""
+    flush_if_pending(conn, res_type, res_id)
     return conn.execute(_LOCATE, {"t": res_type, "i": res_id}).scalar_one_or_none()
 
 
@@ -68,6 +70,7 @@ def current(
     conn: Connection, patient_key: str, res_type: str, res_id: str, *, for_update: bool = False
 ) -> StoredVersion | None:
     """The current version (a tombstone if deleted); locks the row for the transaction if asked."""
+    flush_if_pending(conn, res_type, res_id)
     stmt = _CURRENT_FOR_UPDATE if for_update and conn.dialect.name != "sqlite" else _CURRENT
     row = conn.execute(stmt, {"pk": patient_key, "t": res_type, "i": res_id}).first()
     if row is None:
@@ -94,6 +97,18 @@ def write(conn: Connection, rec: StoredVersion, *, is_new: bool) -> None:
         "version_id": rec.version_id,
         "last_updated": rec.last_updated,
     }
+    queue = pending(conn)
+    if queue is not None:
+        queue.keys.add((rec.res_type, rec.res_id))
+        queue.versions.append({**params, "method": rec.method, "content": rec.content})
+        if is_new:
+            queue.new_current.append({**params, "deleted": rec.deleted, "content": rec.content})
+        else:
+            queue.updated_current.append(
+                {"pk": rec.patient_key, "t": rec.res_type, "i": rec.res_id, "v": rec.version_id,
+                 "ts": rec.last_updated, "del": rec.deleted, "c": rec.content}
+            )  # fmt: skip
+        return
     conn.execute(_INSERT_VERSION, {**params, "method": rec.method, "content": rec.content})
     if is_new:
         conn.execute(_INSERT_CURRENT, {**params, "deleted": rec.deleted, "content": rec.content})
@@ -114,11 +129,19 @@ def write(conn: Connection, rec: StoredVersion, *, is_new: bool) -> None:
 
 def add_locator(conn: Connection, res_type: str, res_id: str, patient_key: str) -> None:
     """Register a new logical id; a duplicate raises IntegrityError (the caller retries)."""
+    queue = pending(conn)
+    if queue is not None:
+        queue.keys.add((res_type, res_id))
+        queue.locators.append({"res_type": res_type, "res_id": res_id, "patient_key": patient_key})
+        return
     conn.execute(_INSERT_LOCATOR, {"res_type": res_type, "res_id": res_id, "patient_key": patient_key})
 
 
 def move(conn: Connection, res_type: str, res_id: str, old_key: str, new_key: str) -> None:
     """Re-home a resource and its history under another patient_key (delete + insert: Citus rule 7)."""
+    queue = pending(conn)
+    if queue is not None:
+        queue.flush(conn)
     for table in (resource, resource_version):
         c = table.c
         cols = [col for col in table.columns if col.name != "patient_key"]
@@ -189,3 +212,29 @@ def history_count(
         stmt, res_type=res_type, res_id=res_id, patient_key=patient_key, since=since, until=until
     )
     return int(conn.execute(stmt).scalar_one())
+
+
+CurrentRow = tuple[str, str, str, int, str | None]  # patient_key, type, id, last_updated, content
+
+
+def current_by_owner(conn: Connection, owners: Sequence[tuple[str, str, str]]) -> list[CurrentRow]:
+    """Live resources by full primary key (patient_key, type, id), in chunks."""
+    out: list[CurrentRow] = []
+    for start in range(0, len(owners), 500):
+        chunk = list(owners[start : start + 500])
+        stmt = select(_r.patient_key, _r.res_type, _r.res_id, _r.last_updated, _r.content).where(
+            tuple_(_r.patient_key, _r.res_type, _r.res_id).in_(chunk), _r.deleted == false()
+        )
+        out.extend((x[0], x[1], x[2], x[3], x[4]) for x in conn.execute(stmt))
+    return out
+
+
+def current_by_key(conn: Connection, keys: Sequence[tuple[str, str]]) -> list[CurrentRow]:
+    """Live resources by (type, id): the locator gives each one's patient_key, then the primary key."""
+    owners: list[tuple[str, str, str]] = [(k[1], k[0], k[1]) for k in keys if k[0] == "Patient"]
+    others = [k for k in keys if k[0] != "Patient"]
+    for start in range(0, len(others), 500):
+        chunk = others[start : start + 500]
+        stmt = select(_l.patient_key, _l.res_type, _l.res_id).where(tuple_(_l.res_type, _l.res_id).in_(chunk))
+        owners.extend((x[0], x[1], x[2]) for x in conn.execute(stmt))
+    return current_by_owner(conn, owners)

@@ -1,0 +1,84 @@
+"""Deferred writes: a transaction bundle or a bulk load queues its rows and sends them in bulk.
+
+While a PendingWrites is attached to a connection, the store functions queue instead of
+executing; a read of a queued resource, a move, or the end of the batch flushes the queue.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from typing import Any
+
+from sqlalchemy import bindparam, delete, insert, tuple_, update
+from sqlalchemy.engine import Connection
+
+from healthbook.fhir.store.schema import INDEX_TABLES, resource, resource_locator, resource_version
+
+_KEY = "healthbook_pending"
+_r = resource.c
+_UPDATE_CURRENT = (
+    update(resource)
+    .where(_r.patient_key == bindparam("pk"), _r.res_type == bindparam("t"), _r.res_id == bindparam("i"))
+    .values(version_id=bindparam("v"), last_updated=bindparam("ts"), deleted=bindparam("del"), content=bindparam("c"))
+)
+
+
+@dataclass
+class PendingWrites:
+    """Rows waiting to be written, grouped by table."""
+
+    locators: list[dict[str, Any]] = field(default_factory=list)
+    versions: list[dict[str, Any]] = field(default_factory=list)
+    new_current: list[dict[str, Any]] = field(default_factory=list)
+    updated_current: list[dict[str, Any]] = field(default_factory=list)
+    index_deletes: list[tuple[str, str, str]] = field(default_factory=list)
+    index_rows: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
+    keys: set[tuple[str, str]] = field(default_factory=set)
+
+    def flush(self, conn: Connection) -> None:
+        """Send everything queued, in an order that respects keys and replaced index rows."""
+        if self.index_deletes:
+            for table in INDEX_TABLES.values():
+                c = table.c
+                for start in range(0, len(self.index_deletes), 500):
+                    chunk = self.index_deletes[start : start + 500]
+                    conn.execute(delete(table).where(tuple_(c.patient_key, c.res_type, c.res_id).in_(chunk)))
+        if self.locators:
+            conn.execute(insert(resource_locator), self.locators)
+        if self.versions:
+            conn.execute(insert(resource_version), self.versions)
+        if self.new_current:
+            conn.execute(insert(resource), self.new_current)
+        if self.updated_current:
+            conn.execute(_UPDATE_CURRENT, self.updated_current)
+        for ptype, rows in self.index_rows.items():
+            if rows:
+                conn.execute(insert(INDEX_TABLES[ptype]), rows)
+        self.__init__()  # type: ignore[misc]
+
+
+def pending(conn: Connection) -> PendingWrites | None:
+    """The queue attached to this connection, if a batch is open."""
+    found: PendingWrites | None = conn.info.get(_KEY)
+    return found
+
+
+def flush_if_pending(conn: Connection, res_type: str, res_id: str) -> None:
+    """Make a queued resource visible before it is read again in the same batch."""
+    queue = pending(conn)
+    if queue is not None and (res_type, res_id) in queue.keys:
+        queue.flush(conn)
+
+
+@contextmanager
+def batching(conn: Connection) -> Iterator[PendingWrites]:
+    """Queue writes on `conn` for the duration of the block, then flush them."""
+    queue = PendingWrites()
+    conn.info[_KEY] = queue
+    try:
+        yield queue
+        queue.flush(conn)
+    finally:
+        conn.info.pop(_KEY, None)
