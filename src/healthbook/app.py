@@ -17,6 +17,8 @@ from healthbook.config import Settings, get_settings
 from healthbook.db.engine import Database
 from healthbook.db.migrate import ensure_current
 from healthbook.errors import HealthbookError
+from healthbook.fhir.bulk.router import router as bulk_router
+from healthbook.fhir.bulk.service import BulkService
 from healthbook.fhir.http import outcome_response
 from healthbook.fhir.outcomes import Issue
 from healthbook.fhir.router import Services
@@ -35,7 +37,7 @@ def build_services(settings: Settings, db: Database | None = None) -> Services:
     search = SearchService(database, policy, settings)
     fhir.write_hooks.append(search.index_hook)
     fhir.matcher = search.match
-    return Services(settings=settings, fhir=fhir, search=search)
+    return Services(settings=settings, fhir=fhir, search=search, bulk=BulkService(fhir, settings))
 
 
 def _is_fhir(request: Request) -> bool:
@@ -80,6 +82,7 @@ def create_app(settings: Settings | None = None, services: Services | None = Non
         issue = Issue("fatal", "exception", "Internal server error; nothing was stored by this request")
         return outcome_response([issue], 500)
 
+    app.include_router(bulk_router, prefix="/fhir")  # before the generic [type]/[id] routes
     app.include_router(fhir_router, prefix="/fhir")
 
     @app.get("/")

@@ -25,6 +25,10 @@ class Settings(BaseSettings):
     # SQLite synchronous pragma: FULL survives power loss, NORMAL survives process crashes only.
     sqlite_synchronous: str = "FULL"
     sqlite_busy_timeout_ms: int = 30000
+    # Where bulk export files and import uploads are kept.
+    bulk_dir: str = "bulk-data"
+    # Largest NDJSON body accepted by $import (streamed to disk).
+    max_import_bytes: int = 2 * 1024 * 1024 * 1024
 
 
 @lru_cache(maxsize=1)

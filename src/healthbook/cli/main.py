@@ -7,10 +7,13 @@ import os
 import typer
 from rich.console import Console
 
+from healthbook.cli import bulk as bulk_commands
 from healthbook.cli import db as db_commands
 
 app = typer.Typer(help="healthbook — Sổ sức khỏe điện tử (national electronic health book).", no_args_is_help=True)
 app.add_typer(db_commands.app, name="db")
+app.add_typer(bulk_commands.import_app, name="import")
+app.add_typer(bulk_commands.export_app, name="export")
 console = Console()
 
 

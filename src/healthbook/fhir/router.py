@@ -23,11 +23,13 @@ from healthbook.fhir.http import (
     parse_prefer,
     read_body,
     read_raw_body,
+    reject_nul,
     version_headers,
     write_response,
 )
 from healthbook.fhir.outcomes import Issue
 from healthbook.fhir.search.service import SearchService
+from healthbook.fhir.bulk.service import BulkService
 from healthbook.fhir.service import FhirService, history
 from healthbook.fhir.transaction import BundleProcessor
 from healthbook.fhir.operations.everything import EverythingQuery, everything_bundle
@@ -42,6 +44,7 @@ class Services:
     settings: Settings
     fhir: FhirService
     search: SearchService
+    bulk: BulkService
 
 
 router = APIRouter()
@@ -227,6 +230,7 @@ async def _search(request: Request, res_type: str | None, compartment: tuple[str
             params += parse_qsl(raw.decode("utf-8"), keep_blank_values=True, max_num_fields=20_000)
         except (UnicodeDecodeError, ValueError) as exc:
             raise BadRequest(f"Malformed form body: {exc}") from None
+    reject_nul(params)
     base = base_url(request, svc.settings.public_base_url)
     body = await run_in_threadpool(
         svc.search.search_bundle,

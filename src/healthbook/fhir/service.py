@@ -7,6 +7,7 @@ import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
+from urllib.parse import unquote_plus
 
 import jsonpatch
 import jsonpointer
@@ -42,6 +43,7 @@ class WriteResult:
     stored: StoredVersion
     status: int
     issues: list[Issue] = field(default_factory=list)
+    changed: bool = True  # False when an update carried the current content again
 
 
 def check_type(res_type: str) -> None:
@@ -257,6 +259,8 @@ class FhirService:
     def _match(self, conn: Connection, res_type: str, query: str, *, lock: bool) -> list[tuple[str, str, str]]:
         if not query.strip():
             raise BadRequest("Conditional interaction without search criteria")
+        if "\x00" in unquote_plus(query):
+            raise BadRequest("The conditional criteria contain a NUL character")
         if self.matcher is None:
             raise BadRequest("Search is not available on this server")
         if lock:
@@ -327,7 +331,7 @@ class FhirService:
         if cur is not None and not cur.deleted and _canonical(_strip_meta(cur.content)) == _canonical(
             _strip_meta(jsonio.dumps({**resource, "id": res_id}).decode())
         ):
-            return WriteResult(cur, 200)  # nothing changed: no new version
+            return WriteResult(cur, 200, changed=False)  # nothing changed: no new version
         stored = self._store(conn, resource, res_id, cur, method)
         return WriteResult(stored, 201 if cur is None or cur.deleted else 200)
 

@@ -11,7 +11,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import bindparam, delete, insert, tuple_, update
+from sqlalchemy import Table, bindparam, delete, insert, tuple_, update
 from sqlalchemy.engine import Connection
 
 from healthbook.fhir.store.schema import INDEX_TABLES, resource, resource_locator, resource_version
@@ -37,6 +37,8 @@ class PendingWrites:
     index_rows: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
     keys: set[tuple[str, str]] = field(default_factory=set)
 
+    copy: bool = False
+
     def flush(self, conn: Connection) -> None:
         """Send everything queued, in an order that respects keys and replaced index rows."""
         if self.index_deletes:
@@ -45,18 +47,43 @@ class PendingWrites:
                 for start in range(0, len(self.index_deletes), 500):
                     chunk = self.index_deletes[start : start + 500]
                     conn.execute(delete(table).where(tuple_(c.patient_key, c.res_type, c.res_id).in_(chunk)))
-        if self.locators:
-            conn.execute(insert(resource_locator), self.locators)
-        if self.versions:
-            conn.execute(insert(resource_version), self.versions)
-        if self.new_current:
-            conn.execute(insert(resource), self.new_current)
+        inserts: list[tuple[Table, list[dict[str, Any]]]] = [
+            (resource_locator, self.locators),
+            (resource_version, self.versions),
+            (resource, self.new_current),
+            *((INDEX_TABLES[ptype], rows) for ptype, rows in self.index_rows.items()),
+        ]
+        for table, rows in inserts:
+            if not rows:
+                continue
+            if self.copy and conn.dialect.name == "postgresql" and len(rows) >= COPY_THRESHOLD:
+                _copy(conn, table, rows)
+            else:
+                conn.execute(insert(table), rows)
         if self.updated_current:
             conn.execute(_UPDATE_CURRENT, self.updated_current)
-        for ptype, rows in self.index_rows.items():
-            if rows:
-                conn.execute(insert(INDEX_TABLES[ptype]), rows)
-        self.__init__()  # type: ignore[misc]
+        self.clear()
+
+    def clear(self) -> None:
+        """Forget what was sent; the COPY preference stays."""
+        for rows in (self.locators, self.versions, self.new_current, self.updated_current, self.index_deletes):
+            rows.clear()
+        self.index_rows.clear()
+        self.keys.clear()
+
+
+COPY_THRESHOLD = 50
+
+
+def _copy(conn: Connection, table: Table, rows: list[dict[str, Any]]) -> None:
+    """PostgreSQL COPY FROM STDIN on the transaction's own connection (atomic with it)."""
+    columns = list(rows[0])
+    raw = conn.connection.driver_connection
+    assert raw is not None
+    sql = f"COPY {table.name} ({', '.join(columns)}) FROM STDIN"  # names from our own schema
+    with raw.cursor() as cur, cur.copy(sql) as copy:
+        for row in rows:
+            copy.write_row([row[c] for c in columns])
 
 
 def pending(conn: Connection) -> PendingWrites | None:
@@ -73,9 +100,9 @@ def flush_if_pending(conn: Connection, res_type: str, res_id: str) -> None:
 
 
 @contextmanager
-def batching(conn: Connection) -> Iterator[PendingWrites]:
-    """Queue writes on `conn` for the duration of the block, then flush them."""
-    queue = PendingWrites()
+def batching(conn: Connection, *, copy: bool = False) -> Iterator[PendingWrites]:
+    """Queue writes on `conn` for the duration of the block, then flush them (COPY if asked, on PostgreSQL)."""
+    queue = PendingWrites(copy=copy)
     conn.info[_KEY] = queue
     try:
         yield queue

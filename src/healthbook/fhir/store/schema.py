@@ -154,3 +154,18 @@ maintenance_state = Table(
     Column("name", String(100), primary_key=True),
     Column("value", Text, nullable=False),
 )
+
+# Asynchronous bulk jobs ($export, $import); a reference table on Citus (few rows, no patient data).
+bulk_job = Table(
+    "bulk_job",
+    metadata,
+    Column("id", String(64), primary_key=True),
+    Column("kind", String(16), nullable=False),  # export | import
+    Column("status", String(16), nullable=False),  # accepted | running | completed | failed | cancelled
+    Column("owner", String(200), nullable=False),
+    Column("created", BigInteger, nullable=False),
+    Column("updated", BigInteger, nullable=False),
+    Column("request", Text, nullable=False),
+    Column("progress", Text, nullable=True),
+    Column("result", Text, nullable=True),  # manifest JSON when completed, OperationOutcome JSON when failed
+)
