@@ -11,6 +11,22 @@ from healthbook.fhir.validation import resource_types
 INSTANCE_INTERACTIONS = ["read", "vread", "update", "patch", "delete", "history-instance"]
 TYPE_INTERACTIONS = ["history-type", "create", "search-type"]
 
+PATIENT_OPERATIONS = [
+    {"name": "everything", "definition": "http://hl7.org/fhir/OperationDefinition/Patient-everything"},
+    {"name": "export", "definition": "http://hl7.org/fhir/uv/bulkdata/OperationDefinition/patient-export"},
+]
+GROUP_OPERATIONS = [
+    {"name": "export", "definition": "http://hl7.org/fhir/uv/bulkdata/OperationDefinition/group-export"},
+]
+SYSTEM_OPERATIONS = [
+    {"name": "export", "definition": "http://hl7.org/fhir/uv/bulkdata/OperationDefinition/export"},
+    {
+        "name": "import",
+        "definition": "http://hl7.org/fhir/uv/bulkdata/OperationDefinition/import",
+        "documentation": "Asynchronous; the body is NDJSON (application/fhir+ndjson), not a Parameters manifest.",
+    },
+]
+
 # (name, type, documentation) triples for one resource type.
 SearchParamInfo = Sequence[tuple[str, str, str]]
 
@@ -21,6 +37,7 @@ def capability_statement(
     """Describe the server at `base`: interactions, formats and search parameters per type."""
     resources = []
     for rtype in sorted(resource_types()):
+        operations = PATIENT_OPERATIONS if rtype == "Patient" else GROUP_OPERATIONS if rtype == "Group" else []
         resources.append(
             {
                 "type": rtype,
@@ -36,6 +53,7 @@ def capability_statement(
                 "searchParam": [
                     {"name": name, "type": ptype, "documentation": doc} for name, ptype, doc in search_params(rtype)
                 ],
+                **({"operation": operations} if operations else {}),
             }
         )
     system = [{"code": "transaction"}, {"code": "batch"}, {"code": "history-system"}]
@@ -66,6 +84,7 @@ def capability_statement(
                 "documentation": doc,
                 "resource": resources,
                 "interaction": system,
+                "operation": SYSTEM_OPERATIONS,
             }
         ],
     }
