@@ -2,10 +2,18 @@
 
 from __future__ import annotations
 
+import os
+from collections.abc import Iterator
 from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
+
+from healthbook.app import build_services, create_app
+from healthbook.config import Settings
+from healthbook.db.engine import Database
+from healthbook.db.migrate import upgrade
+from healthbook.testing.postgres import TempPostgres
 
 H = {"content-type": "application/fhir+json"}
 LOINC = "http://loinc.org"
@@ -52,7 +60,10 @@ def _obs(oid: str, patient: str, code: str, value: float | None, when: str, **ex
         "resourceType": "Observation",
         "id": oid,
         "status": "final",
-        "code": {"coding": [{"system": LOINC, "code": code, "display": f"Test {code}"}], "text": f"code {code}"},
+        "code": {
+            "coding": [{"system": LOINC, "code": code, "display": f"Test {code}"}],
+            "text": f"code {code}",
+        },
         "subject": {"reference": f"Patient/{patient}"},
         "effectiveDateTime": when,
     }
@@ -62,7 +73,19 @@ def _obs(oid: str, patient: str, code: str, value: float | None, when: str, **ex
     return doc
 
 
+BP = _obs("bp1", "p2", "85354-9", None, "2024-06-01")
+BP["component"] = [
+    {
+        "code": {"coding": [{"system": LOINC, "code": "8480-6"}]},
+        "valueQuantity": {"value": 145, "unit": "mmHg", "system": UCUM, "code": "mm[Hg]"},
+    },
+    {
+        "code": {"coding": [{"system": LOINC, "code": "8462-4"}]},
+        "valueQuantity": {"value": 85, "unit": "mmHg", "system": UCUM, "code": "mm[Hg]"},
+    },
+]
 OBSERVATIONS = [
+    BP,
     _obs("ob1", "p1", "8480-6", 120, "2026-01-10T08:00:00+07:00"),
     _obs("ob2", "p1", "8480-6", 150.5, "2026-03-01T09:30:00+07:00"),
     _obs("ob3", "p2", "8462-4", 80, "2025-12-31T23:59:00Z"),
@@ -77,13 +100,33 @@ PROVENANCE = {
 }
 
 
-@pytest.fixture
-def loaded(client: TestClient) -> TestClient:
-    """The fixture population, stored through the API."""
+def _load(client: TestClient) -> TestClient:
     for doc in [*ORGS, *PATIENTS, *OBSERVATIONS, PROVENANCE]:
         r = client.put(f"/fhir/{doc['resourceType']}/{doc['id']}", json=doc, headers=H)
         assert r.status_code in (200, 201), r.text
     return client
+
+
+@pytest.fixture(scope="module", params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+def shared(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[TestClient]:
+    """The population loaded once per backend, for the read-only tests."""
+    if request.param == "sqlite":
+        url = f"sqlite:///{tmp_path_factory.mktemp('search') / 'search.db'}"
+    else:
+        server: TempPostgres = request.getfixturevalue("pg_server")
+        url = server.create_database(f"search_{os.environ.get('PYTEST_XDIST_WORKER', 'main')}")
+    settings = Settings(database_url=url, pool_size=2)
+    db = Database(settings)
+    upgrade(db)
+    with TestClient(create_app(settings, build_services(settings, db))) as client:
+        yield _load(client)
+    db.dispose()
+
+
+@pytest.fixture
+def loaded(client: TestClient) -> TestClient:
+    """A fresh copy of the population, for tests that change it."""
+    return _load(client)
 
 
 def _ids(client: TestClient, url: str, mode: str = "match") -> list[str]:
@@ -132,7 +175,7 @@ CASES = [
     ("Observation?date=2026-01-01T00:00:00+07:00", []),
     ("Observation?date=2026-01-10T08:00:00%2B07:00", ["ob1"]),
     ("Observation?date=ge2026-01-01T00:00:00Z", ["ob1", "ob2", "ob4"]),
-    ("Observation?date=lt2026-01-01T00:00:00Z", ["ob3"]),
+    ("Observation?date=lt2026-01-01T00:00:00Z", ["bp1", "ob3"]),
     # quantity and number precision
     ("Observation?value-quantity=120", ["ob1"]),
     ("Observation?value-quantity=150", []),
@@ -145,14 +188,14 @@ CASES = [
     # reference forms
     ("Observation?subject=Patient/p1", ["ob1", "ob2"]),
     ("Observation?subject=p1", ["ob1", "ob2"]),
-    ("Observation?subject:Patient=p2", ["ob3"]),
+    ("Observation?subject:Patient=p2", ["bp1", "ob3"]),
     ("Observation?patient=p3", ["ob4"]),
     ("Observation?subject=http://example.org/fhir/Patient/p1", ["ob1", "ob2"]),
     ("Patient?organization=Organization/o1", ["p1"]),
     # chains and reverse chains
-    ("Observation?subject:Patient.name=tran", ["ob3"]),
+    ("Observation?subject:Patient.name=tran", ["bp1", "ob3"]),
     ("Observation?patient.gender=female", ["ob1", "ob2", "ob4"]),
-    ("Observation?subject:Patient.organization.name=benh vien", ["ob3"]),
+    ("Observation?subject:Patient.organization.name=benh vien", ["bp1", "ob3"]),
     ("Observation?subject:Patient.organization.name=bach mai", []),
     ("Patient?_has:Observation:subject:code=8480-6", ["p1"]),
     ("Patient?_has:Observation:patient:_has:Provenance:target:agent=Organization/o1", ["p1"]),
@@ -160,61 +203,70 @@ CASES = [
     # common parameters
     ("Patient?_id=p1,p3", ["p1", "p3"]),
     ("Patient?_id=nope", []),
+    # composite parameters
+    ("Observation?code-value-quantity=http://loinc.org|8480-6$gt130", ["ob2"]),
+    ("Observation?code-value-quantity=8480-6$120", ["ob1"]),
+    ("Observation?code-value-quantity=8462-4$gt100", []),
+    ("Observation?code-value-quantity=8480-6$lt200||mm[Hg],8462-4$80", ["ob1", "ob2", "ob3"]),
+    ("Observation?code-value-string=29463-7$khong", ["ob4"]),
+    ("Observation?component-code-value-quantity=http://loinc.org|8480-6$gt100", ["bp1"]),
+    ("Observation?component-code-value-quantity=8462-4$gt100", []),
+    ("Observation?combo-code-value-quantity=8462-4$85", ["bp1"]),
     # compartment search
     ("Patient/p1/Observation", ["ob1", "ob2"]),
     ("Patient/p1/Observation?code=8480-6&date=2026-03", ["ob2"]),
-    ("Patient/p2/Observation", ["ob3"]),
+    ("Patient/p2/Observation", ["bp1", "ob3"]),
 ]
 
 
 @pytest.mark.parametrize(("query", "expected"), CASES, ids=[c[0] for c in CASES])
-def test_search_result_sets(loaded: TestClient, query: str, expected: list[str]) -> None:
-    assert _ids(loaded, "/fhir/" + query) == expected
+def test_search_result_sets(shared: TestClient, query: str, expected: list[str]) -> None:
+    assert _ids(shared, "/fhir/" + query) == expected
 
 
-def test_lastupdated(loaded: TestClient) -> None:
-    assert _ids(loaded, "/fhir/Patient?_lastUpdated=gt2000-01-01") == ["p1", "p2", "p3"]
-    assert _ids(loaded, "/fhir/Patient?_lastUpdated=lt2000-01-01") == []
+def test_lastupdated(shared: TestClient) -> None:
+    assert _ids(shared, "/fhir/Patient?_lastUpdated=gt2000-01-01") == ["p1", "p2", "p3"]
+    assert _ids(shared, "/fhir/Patient?_lastUpdated=lt2000-01-01") == []
 
 
-def test_include_and_revinclude(loaded: TestClient) -> None:
+def test_include_and_revinclude(shared: TestClient) -> None:
     url = "/fhir/Observation?_id=ob1&_include=Observation:subject&_revinclude=Provenance:target"
-    assert _ids(loaded, url) == ["ob1"]
-    assert _ids(loaded, url, "include") == ["p1", "prov1"]
+    assert _ids(shared, url) == ["ob1"]
+    assert _ids(shared, url, "include") == ["p1", "prov1"]
     url = "/fhir/Observation?_id=ob3&_include=Observation:subject&_include:iterate=Patient:organization"
-    assert _ids(loaded, url, "include") == ["o2", "p2"]
-    assert _ids(loaded, "/fhir/Observation?_id=ob3&_include=Observation:*", "include") == ["p2"]
-    assert _ids(loaded, "/fhir/Observation?_id=ob3&_include=Observation:subject:Group", "include") == []
+    assert _ids(shared, url, "include") == ["o2", "p2"]
+    assert _ids(shared, "/fhir/Observation?_id=ob3&_include=Observation:*", "include") == ["p2"]
+    assert _ids(shared, "/fhir/Observation?_id=ob3&_include=Observation:subject:Group", "include") == []
 
 
-def test_sort_and_paging(loaded: TestClient) -> None:
-    r = loaded.get("/fhir/Patient?_sort=-birthdate&_count=2")
+def test_sort_and_paging(shared: TestClient) -> None:
+    r = shared.get("/fhir/Patient?_sort=-birthdate&_count=2")
     bundle = r.json()
     assert [e["resource"]["id"] for e in bundle["entry"]] == ["p3", "p1"]
     assert bundle["total"] == 3
     links = {link["relation"]: link["url"] for link in bundle["link"]}
-    nxt = loaded.get(links["next"].replace("http://testserver", "")).json()
+    nxt = shared.get(links["next"].replace("http://testserver", "")).json()
     assert [e["resource"]["id"] for e in nxt["entry"]] == ["p2"]
     assert "next" not in {link["relation"] for link in nxt["link"]}
-    r = loaded.get("/fhir/Patient?_sort=family,-_id")
+    r = shared.get("/fhir/Patient?_sort=family,-_id")
     assert [e["resource"]["id"] for e in r.json()["entry"]] == ["p3", "p1", "p2"]
 
 
-def test_summary_total_elements(loaded: TestClient) -> None:
-    r = loaded.get("/fhir/Patient?_summary=count").json()
+def test_summary_total_elements(shared: TestClient) -> None:
+    r = shared.get("/fhir/Patient?_summary=count").json()
     assert r["total"] == 3 and "entry" not in r
-    r = loaded.get("/fhir/Patient?_total=none").json()
+    r = shared.get("/fhir/Patient?_total=none").json()
     assert "total" not in r
-    r = loaded.get("/fhir/Patient?_id=p1&_elements=gender").json()
+    r = shared.get("/fhir/Patient?_id=p1&_elements=gender").json()
     res = r["entry"][0]["resource"]
     assert set(res) == {"resourceType", "id", "meta", "gender"}
     assert any(t["code"] == "SUBSETTED" for t in res["meta"]["tag"])
-    res = loaded.get("/fhir/Patient?_id=p3&_summary=true").json()["entry"][0]["resource"]
+    res = shared.get("/fhir/Patient?_id=p3&_summary=true").json()["entry"][0]["resource"]
     assert "deceasedBoolean" in res and "name" in res
 
 
-def test_post_search(loaded: TestClient) -> None:
-    r = loaded.post(
+def test_post_search(shared: TestClient) -> None:
+    r = shared.post(
         "/fhir/Patient/_search",
         content="gender=male",
         headers={"content-type": "application/x-www-form-urlencoded"},
@@ -223,16 +275,16 @@ def test_post_search(loaded: TestClient) -> None:
     assert [e["resource"]["id"] for e in r.json()["entry"]] == ["p2"]
 
 
-def test_system_search_with_type(loaded: TestClient) -> None:
-    assert _ids(loaded, "/fhir?_type=Patient,Organization&_id=p1,o1") == ["o1", "p1"]
+def test_system_search_with_type(shared: TestClient) -> None:
+    assert _ids(shared, "/fhir?_type=Patient,Organization&_id=p1,o1") == ["o1", "p1"]
 
 
-def test_unknown_parameter_lenient_and_strict(loaded: TestClient) -> None:
-    bundle = loaded.get("/fhir/Patient?gender=male&nonsense=1").json()
+def test_unknown_parameter_lenient_and_strict(shared: TestClient) -> None:
+    bundle = shared.get("/fhir/Patient?gender=male&nonsense=1").json()
     assert [e["resource"]["id"] for e in bundle["entry"] if e["search"]["mode"] == "match"] == ["p2"]
     outcome = [e for e in bundle["entry"] if e["search"]["mode"] == "outcome"]
     assert "nonsense" in outcome[0]["resource"]["issue"][0]["diagnostics"]
-    r = loaded.get("/fhir/Patient?nonsense=1", headers={"prefer": "handling=strict"})
+    r = shared.get("/fhir/Patient?nonsense=1", headers={"prefer": "handling=strict"})
     assert r.status_code == 400
     assert r.json()["issue"][0]["expression"] == ["nonsense"]
 
@@ -262,24 +314,24 @@ BAD = [
 
 
 @pytest.mark.parametrize("query", BAD)
-def test_malformed_search_is_400(loaded: TestClient, query: str) -> None:
-    r = loaded.get("/fhir/" + query)
+def test_malformed_search_is_400(shared: TestClient, query: str) -> None:
+    r = shared.get("/fhir/" + query)
     assert r.status_code in (400, 404), r.text
     assert r.json()["resourceType"] == "OperationOutcome"
 
 
-def test_hostile_values(loaded: TestClient) -> None:
-    r = loaded.get("/fhir/Patient", params={"name": "'; DROP TABLE resource; --"})
+def test_hostile_values(shared: TestClient) -> None:
+    r = shared.get("/fhir/Patient", params={"name": "'; DROP TABLE resource; --"})
     assert r.status_code == 200 and r.json()["total"] == 0
-    r = loaded.get("/fhir/Patient", params={"name": "%_\\"})
+    r = shared.get("/fhir/Patient", params={"name": "%_\\"})
     assert r.status_code == 200 and r.json()["total"] == 0
-    r = loaded.post(
+    r = shared.post(
         "/fhir/Patient/_search",
         content="_id=" + ",".join(str(i) for i in range(10_000)),
         headers={"content-type": "application/x-www-form-urlencoded"},
     )
     assert r.status_code == 400
-    assert loaded.get("/fhir/Patient").json()["total"] == 3
+    assert shared.get("/fhir/Patient").json()["total"] == 3
 
 
 def test_index_follows_update_and_delete(loaded: TestClient) -> None:
@@ -292,9 +344,9 @@ def test_index_follows_update_and_delete(loaded: TestClient) -> None:
 
 
 def test_moving_subject_moves_compartment(loaded: TestClient) -> None:
-    doc = dict(OBSERVATIONS[0], subject={"reference": "Patient/p2"})
+    doc = dict(OBSERVATIONS[1], subject={"reference": "Patient/p2"})
     assert loaded.put("/fhir/Observation/ob1", json=doc, headers=H).status_code == 200
-    assert _ids(loaded, "/fhir/Patient/p2/Observation") == ["ob1", "ob3"]
+    assert _ids(loaded, "/fhir/Patient/p2/Observation") == ["bp1", "ob1", "ob3"]
     assert _ids(loaded, "/fhir/Observation?subject=p1") == ["ob2"]
     hist = loaded.get("/fhir/Observation/ob1/_history").json()
     assert hist["total"] == 2

@@ -7,6 +7,7 @@ from typing import Any
 
 from healthbook.fhir.fhirpath import Node
 from healthbook.fhir.hashing import hash63
+from healthbook.fhir.search.composite import extract_composites
 from healthbook.fhir.search.registry import ParamDef, indexed_params
 from healthbook.fhir.search.values import MAX_US, date_range, fold
 
@@ -26,6 +27,9 @@ def extract(resource: dict[str, Any]) -> dict[str, list[Row]]:
         rows = list(_ROWS[param.type](param, rtype, nodes))
         if rows:
             out.setdefault(param.type, []).extend(_dedupe(rows))
+    composite_rows = extract_composites(resource)
+    if composite_rows:
+        out["composite"] = _dedupe(composite_rows)
     return out
 
 

@@ -39,6 +39,7 @@ MODIFIERS = {
     "number": {"missing"},
     "quantity": {"missing"},
     "uri": {"missing", "below", "above"},
+    "composite": {"missing"},
 }
 
 
@@ -167,6 +168,13 @@ def parse_clause(
         if depth == 0:
             raise _Unknown(base)
         raise BadRequest(f"Unknown search parameter '{base}' in chain '{raw}'", expression=raw)
+    if param.type == "composite":
+        from healthbook.fhir.search.composite import composites_for  # composite imports this module
+
+        if any(param.code not in composites_for(t) for t in types):
+            if depth == 0:
+                raise _Unknown(base)
+            raise BadRequest(f"Composite parameter '{base}' is not supported in chain '{raw}'", expression=raw)
     if dot:
         return _parse_chain(param, modifier, rest, raw, values, depth)
     if modifier:

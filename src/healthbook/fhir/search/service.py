@@ -20,6 +20,7 @@ from healthbook.fhir.outcomes import Issue, operation_outcome
 from healthbook.fhir.search import sql
 from healthbook.fhir.compartment import compartment_names, compartment_params
 from healthbook.fhir.definitions import load_json
+from healthbook.fhir.search.composite import composites_for
 from healthbook.fhir.search.extract import extract
 from healthbook.fhir.search.includes import included, parse_specs
 from healthbook.fhir.search.query import ParsedQuery, parse
@@ -224,10 +225,11 @@ class SearchService:
 
     def capability_params(self, res_type: str) -> SearchParamInfo:
         """Search parameters this server really answers for the type."""
+        composites = composites_for(res_type)
         return [
             (p.code, p.type, p.documentation)
             for p in params_for(res_type).values()
-            if p.indexed or p.code in ("_id", "_lastUpdated")
+            if p.indexed or p.code in ("_id", "_lastUpdated") or p.code in composites
         ]
 
     def capability_notes(self) -> list[str]:
@@ -235,7 +237,8 @@ class SearchService:
         return [
             "Search: token, string, reference, date, number, quantity and uri parameters with",
             "prefixes; modifiers :missing :not :text :exact :contains :below :above :[type];",
-            "chained parameters, _has, _include and _revinclude (with :iterate and *),",
+            "two-component composite parameters, chained parameters, _has,",
+            "_include and _revinclude (with :iterate and *),",
             "_sort, _count, _total, _summary and _elements; compartment search.",
         ]
 

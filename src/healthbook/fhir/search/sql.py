@@ -14,6 +14,7 @@ from sqlalchemy.sql.elements import UnaryExpression
 
 from healthbook.errors import BadRequest
 from healthbook.fhir.hashing import hash63
+from healthbook.fhir.search.composite import composite_value_condition, composites_for
 from healthbook.fhir.search.query import Clause, ParsedQuery, common_params, split_pipe, split_prefix, unescape
 from healthbook.fhir.search.values import date_range, fold, number_range
 from healthbook.fhir.store.schema import INDEX_TABLES, resource
@@ -246,6 +247,11 @@ def clause_condition(r: FromClause, c: Clause, types: tuple[str, ...]) -> Column
     if c.modifier == "missing":
         present = _owner_in(r, table, types, c.param.code, None)
         return not_(present) if c.values == ("true",) else present
+    if table == "composite":
+        t = INDEX_TABLES["composite"]
+        definition = composites_for(types[0])[c.param.code]
+        cond = or_(*(composite_value_condition(t, types, definition, v, c.raw_name) for v in c.values))
+        return _owner_in(r, table, types, c.param.code, cond)
     if table == "token":
         cond = or_(*(_token_value(c, types, v) for v in c.values))
         inside = _owner_in(r, table, types, c.param.code, cond)

@@ -169,3 +169,23 @@ bulk_job = Table(
     Column("progress", Text, nullable=True),
     Column("result", Text, nullable=True),  # manifest JSON when completed, OperationOutcome JSON when failed
 )
+
+# composite: hashed token of component 1 with the value of component 2, one row per element.
+idx_composite = _index_table(
+    "idx_composite",
+    Column("c1_hash_code", BigInteger, nullable=False),
+    Column("c1_hash_sys_code", BigInteger, nullable=False),
+    Column("c2_hash_code", BigInteger, nullable=True),
+    Column("c2_hash_sys_code", BigInteger, nullable=True),
+    Column("c2_low", Float(precision=53), nullable=True),
+    Column("c2_high", Float(precision=53), nullable=True),
+    Column("c2_code", Text, nullable=True),
+    Column("c2_system", Text, nullable=True),
+    Column("c2_dlow", BigInteger, nullable=True),
+    Column("c2_dhigh", BigInteger, nullable=True),
+    Column("c2_text", Text, nullable=True),
+)
+Index("ix_idx_composite_c1", idx_composite.c.c1_hash_code)
+Index("ix_idx_composite_c1_sys", idx_composite.c.c1_hash_sys_code)
+Index("ix_idx_composite_owner", idx_composite.c.patient_key, idx_composite.c.res_type, idx_composite.c.res_id)
+INDEX_TABLES["composite"] = idx_composite
