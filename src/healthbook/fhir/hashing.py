@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import hashlib
+from functools import lru_cache
 
 
+@lru_cache(maxsize=262_144)
 def hash63(*parts: str | None) -> int:
     """A signed-bigint-safe hash of the parts; None and '' are distinguished."""
     h = hashlib.blake2b(digest_size=8)

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator
+from functools import lru_cache
 from typing import Any
 
 from healthbook.fhir.fhirpath import Node
@@ -19,8 +21,12 @@ def extract(resource: dict[str, Any]) -> dict[str, list[Row]]:
     """Index rows keyed by parameter type (the index table), without the owner columns."""
     rtype = str(resource.get("resourceType"))
     out: dict[str, list[Row]] = {}
+    present = _present_names(resource)
     for param in indexed_params(rtype):
         assert param.path is not None
+        first = _first_keys(param.expression)
+        if first is not None and not any(k in present for k in first):
+            continue  # none of the elements the expression starts from is present
         nodes = param.path.evaluate(resource)
         if not nodes:
             continue
@@ -33,11 +39,41 @@ def extract(resource: dict[str, Any]) -> dict[str, list[Row]]:
     return out
 
 
+_FIRST = re.compile(r"^\(?\s*([A-Z][A-Za-z]+)\.([a-z][A-Za-z0-9]*)")
+
+
+@lru_cache(maxsize=None)
+def _first_keys(expression: str) -> tuple[str, ...] | None:
+    """Top-level element names each union part starts from, or None when that is not plain."""
+    names = []
+    for part in expression.split(" | "):
+        m = _FIRST.match(part.strip())
+        if not m:
+            return None
+        names.append(m.group(2))
+    return tuple(dict.fromkeys(names))
+
+
+_UPPER = re.compile(r"[A-Z]")
+
+
+def _present_names(resource: dict[str, Any]) -> set[str]:
+    """Top-level element names present, with choice elements also under their base name (value)."""
+    names = set(resource)
+    for key in resource:
+        m = _UPPER.search(key)
+        if m is not None and m.start() > 0:
+            names.add(key[: m.start()])
+    return names
+
+
 def _dedupe(rows: list[Row]) -> list[Row]:
+    if len(rows) == 1:
+        return rows
     seen: set[tuple[Any, ...]] = set()
     unique = []
     for row in rows:
-        key = tuple(sorted(row.items()))
+        key = tuple(row.values())
         if key not in seen:
             seen.add(key)
             unique.append(row)

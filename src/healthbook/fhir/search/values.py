@@ -5,6 +5,7 @@ from __future__ import annotations
 import calendar
 import re
 import unicodedata
+from functools import lru_cache
 from decimal import Decimal, InvalidOperation
 
 from healthbook.fhir.timeutil import parse_instant_us
@@ -15,6 +16,7 @@ _DATE = re.compile(r"^(\d{4})(?:-(\d{2})(?:-(\d{2})(T.*)?)?)?$")
 _FOLD = str.maketrans({"đ": "d", "Đ": "d", "ø": "o", "ß": "ss", "æ": "ae", "ł": "l"})
 
 
+@lru_cache(maxsize=65536)
 def fold(text: str) -> str:
     """Case- and accent-insensitive form: 'Nguyễn Thị Ánh' -> 'nguyen thi anh'."""
     decomposed = unicodedata.normalize("NFD", text.translate(_FOLD))
