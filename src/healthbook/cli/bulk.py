@@ -5,7 +5,7 @@ from __future__ import annotations
 import gzip
 from collections.abc import Iterator
 from pathlib import Path
-from typing import IO
+from typing import BinaryIO, cast
 
 import orjson
 import typer
@@ -22,8 +22,10 @@ export_app = typer.Typer(help="Write data out of the health book.", no_args_is_h
 console = Console()
 
 
-def _open(path: Path) -> IO[bytes]:
-    return gzip.open(path, "rb") if path.suffix == ".gz" else path.open("rb")
+def _open(path: Path) -> BinaryIO:
+    if path.suffix == ".gz":
+        return cast(BinaryIO, gzip.GzipFile(path, "rb"))
+    return path.open("rb")
 
 
 @import_app.command("ndjson")

@@ -9,11 +9,12 @@ import re
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from functools import lru_cache
-from typing import Any
+from typing import Any, Protocol
 
 _TOKEN = re.compile(r"\s*(\(|\)|\[|\]|\||\.|=|'(?:[^'\\]|\\.)*'|[A-Za-z_][A-Za-z0-9_]*|\d+)")
 
 
+_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 _ANY_ROOT = frozenset({"Resource", "DomainResource"})
 
 
@@ -30,6 +31,18 @@ class Node:
 
 
 Step = Callable[[Iterator[Node], dict[str, Any]], Iterator[Node]]
+
+
+class PathEvaluator(Protocol):
+    """What search and compartment code needs of a compiled expression (CompiledPath or GeneralPath)."""
+
+    def evaluate(self, resource: dict[str, Any]) -> list[Node]:
+        """All nodes the expression selects in `resource`."""
+        ...
+
+    def applies_to(self, resource_type: str) -> bool:
+        """Whether the expression can select something in this resource type."""
+        ...
 
 
 def _tokens(expr: str) -> list[str]:
@@ -164,10 +177,10 @@ class _Parser:
             self.take("(")
             root, steps = self.path()
             self.take("as")
-            steps = [*steps, _as_type(self.take())]
+            steps = [*steps, _as_type(self.name())]
             self.take(")")
         else:
-            first = self.take()
+            first = self.name()
             if first[:1].isupper():
                 root = first
             else:
@@ -175,19 +188,28 @@ class _Parser:
                 steps.append(_child(first))
         while self.peek() in (".", "["):
             if self.take() == "[":
-                steps.append(_index(int(self.take())))
+                index = self.take()
+                if not index.isdigit():
+                    raise Unsupported(f"index [{index}]")
+                steps.append(_index(int(index)))
                 self.take("]")
                 continue
             steps.append(self.function_or_child())
         return root, steps
 
+    def name(self) -> str:
+        tok = self.take()
+        if not _NAME.fullmatch(tok):
+            raise Unsupported(f"expected a name, got {tok!r}")
+        return tok
+
     def function_or_child(self) -> Step:
-        name = self.take()
+        name = self.name()
         if self.peek() != "(":
             return _child(name)
         self.take("(")
         if name in ("as", "ofType"):
-            step = _as_type(self.take())
+            step = _as_type(self.name())
         elif name == "where":
             step = self.where()
         else:
@@ -196,12 +218,12 @@ class _Parser:
         return step
 
     def where(self) -> Step:
-        first = self.take()
+        first = self.name()
         if first == "resolve":
             self.take("(")
             self.take(")")
             self.take("is")
-            return _resolve_is(self.take())
+            return _resolve_is(self.name())
         self.take("=")
         literal = self.take()
         if not literal.startswith("'"):
@@ -236,5 +258,24 @@ class CompiledPath:
 @lru_cache(maxsize=4096)
 def compile_path(expression: str) -> CompiledPath:
     """Compile once, evaluate many times; raises Unsupported outside the subset."""
+    flag = _PRESENT_NOT_FALSE.match(expression.strip())
+    if flag and flag.group(1) == flag.group(2):
+        # "X.exists() and X != false" (Patient.deceased): true when X is present and not false.
+        inner = compile_path(flag.group(1))
+        return CompiledPath(((None, (_present_not_false(inner),)),))
     parts = _Parser(_tokens(expression)).union()
     return CompiledPath(tuple((root, tuple(steps)) for root, steps in parts))
+
+
+_PRESENT_NOT_FALSE = re.compile(r"^([A-Za-z.]+)\.exists\(\) and ([A-Za-z.]+) != false$")
+
+
+def _present_not_false(inner: CompiledPath) -> Step:
+    def step(nodes: Iterator[Node], root: dict[str, Any]) -> Iterator[Node]:
+        for _ in nodes:
+            found = inner.evaluate(root)
+            if found:
+                yield Node(not all(n.value is False for n in found))
+            return
+
+    return step

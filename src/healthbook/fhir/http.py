@@ -29,17 +29,34 @@ class Prefer:
 
 
 def parse_prefer(request: Request) -> Prefer:
-    """Read return= and handling= from Prefer; unknown tokens are ignored as RFC 7240 says."""
-    ret, handling = "representation", "lenient"
+    """Read return= and handling= from Prefer; unknown tokens are ignored as RFC 7240 says.
+
+    A preference given more than once (in one header or in repeated headers) counts only at its first
+    occurrence (RFC 7240 §2); later ones are ignored without an error.
+    """
+    seen: dict[str, str] = {}
     for header in request.headers.getlist("prefer"):
         for token in header.split(","):
-            name, _, value = token.strip().partition("=")
-            value = value.strip().strip('"')
-            if name.strip() == "return" and value in ("minimal", "representation", "OperationOutcome"):
-                ret = value
-            elif name.strip() == "handling" and value in ("strict", "lenient"):
-                handling = value
-    return Prefer(ret, handling)
+            name, _, value = token.split(";", 1)[0].strip().partition("=")
+            name = name.strip().lower()
+            if name in ("return", "handling") and name not in seen:
+                seen[name] = value.strip().strip('"')
+    ret = seen.get("return", "representation")
+    handling = seen.get("handling", "lenient")
+    return Prefer(
+        ret if ret in ("minimal", "representation", "OperationOutcome") else "representation",
+        handling if handling in ("strict", "lenient") else "lenient",
+    )
+
+
+def reject_nul(params: list[tuple[str, str]]) -> None:
+    """NUL never occurs in a FHIR string (datatypes.html#string) and PostgreSQL text cannot hold it."""
+    for name, value in params:
+        if "\x00" in name or "\x00" in value:
+            clean = name.replace("\x00", "")
+            raise BadRequest(
+                f"Search parameter '{clean[:40]}' contains a NUL character", expression=clean or None
+            )
 
 
 def _media(value: str) -> str:
@@ -74,7 +91,31 @@ async def read_body(request: Request, limit: int, *, patch: bool = False) -> Any
     body = await read_raw_body(request, limit)
     if not body.strip():
         raise BadRequest("The request body is empty")
-    return jsonio.loads(body)
+    value = jsonio.loads(body)
+    try:
+        # The precise-decimal parser accepts "\ud800" escapes that can never be stored as UTF-8.
+        jsonio.dumps(value)
+    except TypeError as exc:
+        raise BadRequest(f"The request body is not valid Unicode: {exc}") from None
+    if b"\\u0000" in body and _has_nul(value):
+        # Never valid in FHIR (datatypes.html#string), and PostgreSQL text cannot store it.
+        raise BadRequest("The request body contains a NUL character (\\u0000)")
+    return value
+
+
+def _has_nul(value: Any) -> bool:
+    stack = [value]
+    while stack:
+        node = stack.pop()
+        if isinstance(node, str):
+            if "\x00" in node:
+                return True
+        elif isinstance(node, dict):
+            stack.extend(node.keys())
+            stack.extend(node.values())
+        elif isinstance(node, list):
+            stack.extend(node)
+    return False
 
 
 async def read_raw_body(request: Request, limit: int) -> bytes:

@@ -5,9 +5,10 @@ from __future__ import annotations
 import base64
 import binascii
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, cast
 from urllib.parse import parse_qsl, urlsplit
 
 import orjson
@@ -15,13 +16,14 @@ from sqlalchemy.engine import Connection
 from sqlalchemy.exc import IntegrityError
 
 from healthbook.auth.subject import Caller
+from healthbook.db.engine import Database
 from healthbook.errors import BadRequest, Conflict, HealthbookError, NotFound, PreconditionFailed
 from healthbook.fhir import jsonio
 from healthbook.fhir.http import Prefer
 from healthbook.fhir.outcomes import Issue, operation_outcome
 from healthbook.fhir.search.service import SearchService
 from healthbook.fhir.service import FhirService, WriteResult, check_id, check_type, parse_etag
-from healthbook.fhir.store.batch import batching
+from healthbook.fhir.store.batch import batching, pending
 from healthbook.fhir.store.sql_repository import StoredVersion
 from healthbook.fhir.timeutil import now_us, to_instant
 
@@ -132,6 +134,23 @@ def _response(stored: StoredVersion | None, status: int, base: str, *, location:
     return out
 
 
+class _OnConnection:
+    """Stands in for the Database so that a search entry runs on the bundle's own connection.
+
+    A GET inside a transaction must see what the earlier steps of the same transaction wrote.
+    """
+
+    def __init__(self, conn: Connection):
+        self.conn = conn
+
+    @contextmanager
+    def snapshot(self) -> Iterator[Connection]:
+        queue = pending(self.conn)
+        if queue is not None:
+            queue.flush(self.conn)
+        yield self.conn
+
+
 class BundleProcessor:
     """Runs transaction and batch bundles against the FHIR and search services."""
 
@@ -145,8 +164,9 @@ class BundleProcessor:
         if kind == "transaction":
             self._transaction(caller, entries, base=base, prefer=prefer)
         else:
+            full_urls = {e.full_url for e in entries if e.full_url}
             for entry in entries:
-                self._batch_entry(caller, entry, base=base, prefer=prefer)
+                self._batch_entry(caller, entry, full_urls, base=base, prefer=prefer)
         out_entries = []
         for e in entries:
             item: dict[str, Any] = {"response": e.response or {"status": "500"}}
@@ -163,8 +183,12 @@ class BundleProcessor:
 
     def _transaction(self, caller: Caller, entries: list[Entry], *, base: str, prefer: Prefer) -> None:
         for entry in entries:
-            check_type(entry.res_type)
-            self.fhir.policy.check(caller, _interaction(entry), entry.res_type)
+            try:
+                check_type(entry.res_type)
+                self.fhir.policy.check(caller, _interaction(entry), entry.res_type)
+            except HealthbookError as exc:
+                exc.issues = [_at_entry(i, entry.index, ".request.url") for i in exc.issues]
+                raise
         self._check_duplicates(entries)
         for attempt in range(2):
             try:
@@ -192,9 +216,15 @@ class BundleProcessor:
     def _run_transaction(self, conn: Connection, entries: list[Entry], *, base: str, prefer: Prefer) -> None:
         ids: dict[str, str] = {}  # fullUrl -> Type/id
         for e in entries:
-            self._assign_id(conn, e)
+            try:
+                self._assign_id(conn, e)
+            except HealthbookError as exc:
+                where = ".request.ifNoneExist" if e.method == "POST" else ".request.url"
+                exc.issues = [_at_entry(i, e.index, where) for i in exc.issues]
+                raise
             if e.full_url and e.res_id and e.method in ("POST", "PUT"):
                 ids[e.full_url] = f"{e.res_type}/{e.res_id}"
+        self._check_overlaps(entries)
         self._rewrite_references(conn, entries, ids)
         for e in sorted(entries, key=lambda x: (ORDER[x.method], x.index)):
             try:
@@ -203,13 +233,40 @@ class BundleProcessor:
                 exc.issues = [_at_entry(i, e.index) for i in exc.issues]
                 raise
 
+    def _check_overlaps(self, entries: list[Entry]) -> None:
+        """Resolved identities of the DELETE, POST and PUT/PATCH steps must not overlap (#trules)."""
+        changed: dict[tuple[str, str], int] = {}
+        reused: list[Entry] = []
+        for e in entries:
+            if e.res_id is None or e.method not in ("DELETE", "POST", "PUT", "PATCH"):
+                continue
+            if e.method == "POST" and e.response is not None and e.response.get("_existing"):
+                reused.append(e)
+                continue
+            key = (e.res_type, e.res_id)
+            if key in changed:
+                where = ".request.ifNoneExist" if e.if_none_exist else ".request.url"
+                raise _fail(e.index, f"{e.res_type}/{e.res_id} is also the target of entry {changed[key]}", where)
+            changed[key] = e.index
+        for e in reused:
+            key = (e.res_type, e.res_id or "")
+            if key in changed:
+                raise _fail(
+                    e.index,
+                    f"ifNoneExist matched {e.res_type}/{e.res_id}, which entry {changed[key]} changes",
+                    ".request.ifNoneExist",
+                )
+
     def _assign_id(self, conn: Connection, e: Entry) -> None:
         if e.method == "POST":
             e.res_id = None
             if e.if_none_exist:
                 found = self.fhir._match(conn, e.res_type, e.if_none_exist, lock=True)
                 if len(found) > 1:
-                    raise _fail(e.index, f"ifNoneExist matched {len(found)} resources", ".request.ifNoneExist")
+                    raise PreconditionFailed(
+                        f"Bundle.entry[{e.index}]: ifNoneExist matched {len(found)} resources",
+                        expression=f"Bundle.entry[{e.index}].request.ifNoneExist",
+                    )
                 if found:
                     e.res_id = found[0][2]
                     e.response = {"status": "200 OK", "_existing": True}
@@ -220,7 +277,10 @@ class BundleProcessor:
                 raise _fail(e.index, f"{e.method} needs Type/id or Type?criteria", ".request.url")
             found = self.fhir._match(conn, e.res_type, e.query, lock=True)
             if len(found) > 1:
-                raise PreconditionFailed(f"Bundle.entry[{e.index}]: the criteria matched {len(found)} resources")
+                raise PreconditionFailed(
+                    f"Bundle.entry[{e.index}]: the criteria matched {len(found)} resources",
+                    expression=f"Bundle.entry[{e.index}].request.url",
+                )
             if found:
                 e.res_id = found[0][2]
             elif e.method == "PUT":
@@ -246,7 +306,8 @@ class BundleProcessor:
                     found = self.fhir._match(conn, head, query, lock=False)
                     if len(found) != 1:
                         raise PreconditionFailed(
-                            f"Bundle.entry[{index}]: conditional reference '{ref[:80]}' matched {len(found)} resources"
+                            f"Bundle.entry[{index}]: conditional reference '{ref[:80]}' matched {len(found)} resources",
+                            expression=f"Bundle.entry[{index}].resource",
                         )
                     cache[ref] = f"{head}/{found[0][2]}"
                 return cache[ref]
@@ -254,7 +315,12 @@ class BundleProcessor:
 
         for e in entries:
             if isinstance(e.resource, dict) and e.method in ("POST", "PUT"):
-                _walk_references(e.resource, lambda ref, i=e.index: fix(ref, i))
+                index = e.index
+                try:
+                    _walk_references(e.resource, lambda ref: fix(ref, index))
+                except HealthbookError as exc:
+                    exc.issues = [_at_entry(i, e.index, ".resource") for i in exc.issues]
+                    raise
 
     def _execute(self, conn: Connection, e: Entry, *, base: str, prefer: Prefer) -> None:
         fhir = self.fhir
@@ -324,13 +390,16 @@ class BundleProcessor:
                 e.response["_resource"] = orjson.Fragment(cur.content)
             return
         pairs = parse_qsl(e.query or "", keep_blank_values=True)
-        body = self.search.search_bundle(Caller.system("bundle"), e.res_type, pairs, base=base, prefer=prefer)
+        searcher = SearchService(cast(Database, _OnConnection(conn)), self.search.policy, self.search.settings)
+        body = searcher.search_bundle(Caller.system("bundle"), e.res_type, pairs, base=base, prefer=prefer)
         e.response = {"status": "200 OK", "_resource": orjson.Fragment(body)}
 
     # ---- batch -------------------------------------------------------------------------------
 
-    def _batch_entry(self, caller: Caller, e: Entry, *, base: str, prefer: Prefer) -> None:
+    def _batch_entry(self, caller: Caller, e: Entry, full_urls: set[str], *, base: str, prefer: Prefer) -> None:
         try:
+            if e.method in ("POST", "PUT") and full_urls:
+                _check_independent(e, full_urls)
             if e.method == "POST":
                 result = self.fhir.create(caller, e.res_type, e.resource, if_none_exist=e.if_none_exist)
             elif e.method == "PUT" and e.res_id is not None:
@@ -365,17 +434,30 @@ class BundleProcessor:
             e.response = {"status": str(exc.status_code), "outcome": operation_outcome(issues)}
 
 
+def _check_independent(e: Entry, full_urls: set[str]) -> None:
+    """Batch entries may not depend on each other (#brules): no references to another entry's fullUrl."""
+
+    def fix(ref: str) -> str | None:
+        if ref in full_urls and ref != e.full_url:
+            raise _fail(e.index, f"reference '{ref[:80]}' points at another entry of the batch", ".resource")
+        return None
+
+    _walk_references(e.resource, fix)
+
+
 def _interaction(e: Entry) -> str:
     return {"DELETE": "delete", "POST": "create", "PUT": "update", "PATCH": "patch"}.get(
         e.method, "read" if e.res_id else "search"
     )
 
 
-def _at_entry(issue: Issue, index: int) -> Issue:
-    """Re-anchor an issue's path inside Bundle.entry[index]."""
+def _at_entry(issue: Issue, index: int, where: str | None = None) -> Issue:
+    """Re-anchor an issue's path inside Bundle.entry[index] (at `where` in the entry, if given)."""
     prefix = f"Bundle.entry[{index}]"
     expr = issue.expression
-    if expr is None:
+    if where is not None and not (expr or "").startswith("Bundle.entry["):
+        new_expr = prefix + where
+    elif expr is None:
         new_expr = prefix
     elif expr.startswith("Bundle.entry["):
         new_expr = expr

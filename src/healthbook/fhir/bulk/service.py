@@ -8,7 +8,7 @@ import threading
 import uuid
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 import orjson
 
@@ -25,6 +25,10 @@ from healthbook.fhir.timeutil import now_us, to_instant
 
 log = logging.getLogger(__name__)
 FINAL = ("completed", "failed", "cancelled")
+
+
+def _write_line(handle: BinaryIO, doc: dict[str, Any]) -> None:
+    handle.write(orjson.dumps(doc) + b"\n")
 
 
 class BulkService:
@@ -119,7 +123,7 @@ class BulkService:
                     self.fhir,
                     caller,
                     lines_of("input.ndjson", handle),
-                    errors=lambda outcome: errors.write(orjson.dumps(outcome) + b"\n"),
+                    errors=lambda outcome: _write_line(errors, outcome),
                     on_progress=lambda s: self._set(job.id, progress=f"{s.lines} lines read"),
                     cancelled=lambda: self._cancelled(job.id),
                 )

@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
-from functools import lru_cache
+from functools import cache
 
 from healthbook.fhir.definitions import load_json
-from healthbook.fhir.fhirpath import CompiledPath, Unsupported, compile_path
+from healthbook.fhir.fhirpath import PathEvaluator, Unsupported, compile_path
+from healthbook.fhir.fhirpath_general import compile_general
 
 log = logging.getLogger(__name__)
 
@@ -23,7 +24,7 @@ class ParamDef:
     code: str
     type: str
     expression: str
-    path: CompiledPath | None
+    path: PathEvaluator | None
     targets: tuple[str, ...]
     url: str
     documentation: str
@@ -34,15 +35,22 @@ class ParamDef:
         return self.path is not None and self.type in INDEXED_TYPES and self.code not in NATIVE
 
 
-def _compile(expression: str, code: str) -> CompiledPath | None:
+def _compile(expression: str, code: str) -> PathEvaluator | None:
+    """The compiled subset where it reaches, else the general FHIRPath evaluator; None if neither parses."""
     try:
         return compile_path(expression)
     except Unsupported:
-        log.info("search parameter %s: expression outside the compiled subset", code)
+        pass
+    try:
+        path = compile_general(expression)
+    except Exception:  # fhirpathpy's parser raises various errors on invalid FHIRPath
+        log.warning("search parameter %s: expression is not valid FHIRPath, not indexed", code)
         return None
+    log.info("search parameter %s: general FHIRPath evaluator (outside the compiled subset)", code)
+    return path
 
 
-@lru_cache(maxsize=None)
+@cache
 def params_for(res_type: str) -> dict[str, ParamDef]:
     """All parameters that apply to `res_type`, keyed by code (common ones included)."""
     out: dict[str, ParamDef] = {}
@@ -73,7 +81,7 @@ def _applies(part: str, res_type: str) -> bool:
     return head in (res_type, "Resource", "DomainResource") or not head[:1].isupper()
 
 
-@lru_cache(maxsize=None)
+@cache
 def indexed_params(res_type: str) -> tuple[ParamDef, ...]:
     """The parameters whose values are extracted at write time."""
     return tuple(p for p in params_for(res_type).values() if p.indexed)

@@ -207,7 +207,7 @@ def _native(r: FromClause, c: Clause) -> ColumnElement[bool]:
     return or_(*conds)
 
 
-def _live(types: tuple[str, ...], clause: Clause) -> tuple[FromClause, Select[tuple[str, str]]]:
+def _live(types: tuple[str, ...], clause: Clause) -> tuple[FromClause, Select[str, str]]:
     """Keys (type, id) of live resources of `types` satisfying `clause` (one level down)."""
     r2 = _RESOURCE.alias()
     type_cond = r2.c.res_type == types[0] if len(types) == 1 else r2.c.res_type.in_(types)
@@ -332,7 +332,7 @@ def _sort_key(r: FromClause, ptype: str, code: str, desc: bool) -> Any:
 
 def page_query(
     query: ParsedQuery, *, offset: int, limit: int, extra: list[ColumnElement[bool]] | None = None
-) -> Select[tuple[str, str, str, str | None]]:
+) -> Select[str, str, str, str | None]:
     """The page of matches, content included."""
     r = _RESOURCE
     return (
@@ -344,12 +344,12 @@ def page_query(
     )
 
 
-def count_query(query: ParsedQuery, extra: list[ColumnElement[bool]] | None = None) -> Select[tuple[int]]:
+def count_query(query: ParsedQuery, extra: list[ColumnElement[bool]] | None = None) -> Select[int]:
     """How many resources match."""
     return select(func.count()).select_from(_RESOURCE).where(where_clause(_RESOURCE, query, extra))
 
 
-def ids_query(query: ParsedQuery, limit: int) -> Select[tuple[str, str, str]]:
+def ids_query(query: ParsedQuery, limit: int) -> Select[str, str, str]:
     """Keys of matches, for conditional interactions."""
     r = _RESOURCE
     return select(r.c.patient_key, r.c.res_type, r.c.res_id).where(where_clause(r, query)).limit(limit)

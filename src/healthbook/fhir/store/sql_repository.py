@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
 from sqlalchemy import and_, bindparam, delete, false, func, insert, literal, select, tuple_, update
 from sqlalchemy.engine import Connection
@@ -156,14 +157,14 @@ def move(conn: Connection, res_type: str, res_id: str, old_key: str, new_key: st
 
 
 def _history_filter(
-    stmt: Select[tuple[int]] | Select[tuple[str, str, str, int, int, str, str | None]],
+    stmt: Select[Any],
     *,
     res_type: str | None,
     res_id: str | None,
     patient_key: str | None,
     since: int | None,
     until: int,
-) -> Select[tuple[int]] | Select[tuple[str, str, str, int, int, str, str | None]]:
+) -> Select[Any]:
     stmt = stmt.where(_v.last_updated <= until)
     if patient_key is not None:
         stmt = stmt.where(_v.patient_key == patient_key)
@@ -188,9 +189,11 @@ def history(
     limit: int,
 ) -> Sequence[StoredVersion]:
     """Versions newest first, bounded by `until` so that pages stay stable while writes go on."""
-    stmt = select(_v.patient_key, _v.res_type, _v.res_id, _v.version_id, _v.last_updated, _v.method, _v.content)
+    base: Select[Any] = select(
+        _v.patient_key, _v.res_type, _v.res_id, _v.version_id, _v.last_updated, _v.method, _v.content
+    )
     stmt = _history_filter(
-        stmt, res_type=res_type, res_id=res_id, patient_key=patient_key, since=since, until=until
+        base, res_type=res_type, res_id=res_id, patient_key=patient_key, since=since, until=until
     )
     stmt = stmt.order_by(_v.last_updated.desc(), _v.res_type, _v.res_id, _v.version_id.desc())
     rows = conn.execute(stmt.offset(offset).limit(limit)).all()
