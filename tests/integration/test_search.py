@@ -34,7 +34,13 @@ PATIENTS: list[dict[str, Any]] = [
     {
         "resourceType": "Patient",
         "id": "p2",
-        "identifier": [{"system": "urn:vn:cccd", "value": "079085000002"}],
+        "identifier": [
+            {
+                "type": {"coding": [{"system": "http://terminology.hl7.org/CodeSystem/v2-0203", "code": "NI"}]},
+                "system": "urn:vn:cccd",
+                "value": "079085000002",
+            }
+        ],
         "name": [{"family": "Trần", "given": ["Văn", "Hùng"]}],
         "gender": "male",
         "birthDate": "1985",
@@ -89,7 +95,15 @@ OBSERVATIONS = [
     _obs("ob1", "p1", "8480-6", 120, "2026-01-10T08:00:00+07:00"),
     _obs("ob2", "p1", "8480-6", 150.5, "2026-03-01T09:30:00+07:00"),
     _obs("ob3", "p2", "8462-4", 80, "2025-12-31T23:59:00Z"),
-    _obs("ob4", "p3", "29463-7", None, "2026-02", valueString="không đo được"),
+    _obs(
+        "ob4",
+        "p3",
+        "29463-7",
+        None,
+        "2026-02",
+        valueString="không đo được",
+        subject={"reference": "Patient/p3", "identifier": {"system": "urn:vn:cccd", "value": "X123"}},
+    ),
 ]
 PROVENANCE = {
     "resourceType": "Provenance",
@@ -200,6 +214,11 @@ CASES = [
     ("Patient?_has:Observation:subject:code=8480-6", ["p1"]),
     ("Patient?_has:Observation:patient:_has:Provenance:target:agent=Organization/o1", ["p1"]),
     ("Organization?_has:Patient:organization:gender=male", ["o2"]),
+    # :of-type and :identifier
+    ("Patient?identifier:of-type=http://terminology.hl7.org/CodeSystem/v2-0203|NI|079085000002", ["p2"]),
+    ("Patient?identifier:of-type=http://terminology.hl7.org/CodeSystem/v2-0203|NI|001190000001", []),
+    ("Observation?subject:identifier=urn:vn:cccd|X123", ["ob4"]),
+    ("Observation?subject:identifier=X123", ["ob4"]),
     # common parameters
     ("Patient?_id=p1,p3", ["p1", "p3"]),
     ("Patient?_id=nope", []),
@@ -307,6 +326,7 @@ BAD = [
     "Patient?_include=Patient",
     "Patient?_include=Patient:name",
     "Patient?identifier:missing=maybe",
+    "Patient?identifier:of-type=NI|x",
     "Observation?subject=a/b/c",
     "Patient/p1/Nope",
     "Nope/p1/Observation",

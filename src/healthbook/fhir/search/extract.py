@@ -33,10 +33,33 @@ def extract(resource: dict[str, Any]) -> dict[str, list[Row]]:
         rows = list(_ROWS[param.type](param, rtype, nodes))
         if rows:
             out.setdefault(param.type, []).extend(_dedupe(rows))
+        extra = list(_modifier_tokens(param, rtype, nodes))
+        if extra:
+            out.setdefault("token", []).extend(_dedupe(extra))
     composite_rows = extract_composites(resource)
     if composite_rows:
         out["composite"] = _dedupe(composite_rows)
     return out
+
+
+def _modifier_tokens(param: ParamDef, rtype: str, nodes: list[Node]) -> Iterator[Row]:
+    """Rows behind :identifier (Reference.identifier) and :of-type (Identifier.type + value)."""
+    for node in nodes:
+        v = node.value
+        if not isinstance(v, dict):
+            continue
+        if param.type == "reference" and isinstance(v.get("identifier"), dict):
+            ident = v["identifier"]
+            row = _token_row(param, rtype, ident.get("system"), ident.get("value"), None, suffix=":identifier")
+            if row is not None:
+                yield row
+        elif param.type == "token" and isinstance(v.get("value"), str) and isinstance(v.get("type"), dict):
+            for coding in v["type"].get("coding") or []:
+                if isinstance(coding, dict) and isinstance(coding.get("code"), str):
+                    kind = f"{coding.get('system') or ''}|{coding['code']}"
+                    row = _token_row(param, rtype, kind, v["value"], None, suffix=":of-type")
+                    if row is not None:
+                        yield row
 
 
 _FIRST = re.compile(r"^\(?\s*([A-Z][A-Za-z]+)\.([a-z][A-Za-z0-9]*)")
@@ -80,20 +103,22 @@ def _dedupe(rows: list[Row]) -> list[Row]:
     return unique
 
 
-def _token_row(param: ParamDef, rtype: str, system: Any, code: Any, display: Any = None) -> Row | None:
+def _token_row(
+    param: ParamDef, rtype: str, system: Any, code: Any, display: Any = None, *, suffix: str = ""
+) -> Row | None:
     if not isinstance(code, str | bool | int) or isinstance(code, float):
         return None
     code_s = ("true" if code else "false") if isinstance(code, bool) else str(code)
     sys_s = system if isinstance(system, str) else None
     disp = display[:MAX_STRING] if isinstance(display, str) else None
     return {
-        "param": param.code,
+        "param": param.code + suffix,
         "system": sys_s,
         "code": code_s[:MAX_STRING],
         "display": disp,
-        "hash_code": hash63(rtype, param.code, code_s),
-        "hash_sys_code": hash63(rtype, param.code, sys_s or "", code_s),
-        "hash_sys": hash63(rtype, param.code, sys_s or ""),
+        "hash_code": hash63(rtype, param.code + suffix, code_s),
+        "hash_sys_code": hash63(rtype, param.code + suffix, sys_s or "", code_s),
+        "hash_sys": hash63(rtype, param.code + suffix, sys_s or ""),
     }
 
 

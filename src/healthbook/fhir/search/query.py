@@ -32,9 +32,9 @@ RESULT_PARAMS = frozenset(
 )
 MAX_OR_VALUES = 1000
 MODIFIERS = {
-    "token": {"missing", "not", "text"},
+    "token": {"missing", "not", "text", "of-type"},
     "string": {"missing", "exact", "contains"},
-    "reference": {"missing"},
+    "reference": {"missing", "identifier"},
     "date": {"missing"},
     "number": {"missing"},
     "quantity": {"missing"},
@@ -113,6 +113,30 @@ def split_pipe(value: str) -> tuple[str | None, str]:
             return unescape(value[:i]), unescape(value[i + 1 :])
         i += 1
     return None, unescape(value)
+
+
+def split_pipes(value: str) -> list[str]:
+    """All unescaped-| separated parts, unescaped (type-system|type-code|value)."""
+    parts: list[str] = []
+    rest: str | None = value
+    while rest is not None:
+        head, tail = split_pipe_raw(rest)
+        parts.append(unescape(head))
+        rest = tail
+    return parts
+
+
+def split_pipe_raw(value: str) -> tuple[str, str | None]:
+    """The text before the first unescaped |, and the (still escaped) rest or None."""
+    i = 0
+    while i < len(value):
+        if value[i] == "\\":
+            i += 2
+            continue
+        if value[i] == "|":
+            return value[:i], value[i + 1 :]
+        i += 1
+    return value, None
 
 
 @lru_cache(maxsize=1024)

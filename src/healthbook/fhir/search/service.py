@@ -236,7 +236,8 @@ class SearchService:
         """Honest limits of the current search implementation."""
         return [
             "Search: token, string, reference, date, number, quantity and uri parameters with",
-            "prefixes; modifiers :missing :not :text :exact :contains :below :above :[type];",
+            "prefixes; modifiers :missing :not :text :exact :contains :below :above (uri)",
+            ":of-type :identifier :[type];",
             "two-component composite parameters, chained parameters, _has,",
             "_include and _revinclude (with :iterate and *),",
             "_sort, _count, _total, _summary and _elements; compartment search.",

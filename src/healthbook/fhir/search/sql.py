@@ -15,7 +15,15 @@ from sqlalchemy.sql.elements import UnaryExpression
 from healthbook.errors import BadRequest
 from healthbook.fhir.hashing import hash63
 from healthbook.fhir.search.composite import composite_value_condition, composites_for
-from healthbook.fhir.search.query import Clause, ParsedQuery, common_params, split_pipe, split_prefix, unescape
+from healthbook.fhir.search.query import (
+    Clause,
+    ParsedQuery,
+    common_params,
+    split_pipe,
+    split_pipes,
+    split_prefix,
+    unescape,
+)
 from healthbook.fhir.search.values import date_range, fold, number_range
 from healthbook.fhir.store.schema import INDEX_TABLES, resource
 
@@ -39,8 +47,15 @@ def _like_escape(text: str) -> str:
     return text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
 
 
-def _token_value(c: Clause, types: tuple[str, ...], value: str) -> ColumnElement[bool]:
+def _token_value(c: Clause, types: tuple[str, ...], value: str, suffix: str = "") -> ColumnElement[bool]:
     t = INDEX_TABLES["token"].c
+    pcode = c.param.code + suffix
+    if c.modifier == "of-type":
+        parts = split_pipes(value)
+        if len(parts) != 3 or not parts[1] or not parts[2]:
+            raise BadRequest(f"'{value[:80]}' is not type-system|type-code|value for '{c.raw_name}'", expression=c.raw_name)
+        kind = f"{parts[0]}|{parts[1]}"
+        return or_(*(t.hash_sys_code == hash63(rtype, pcode, kind, parts[2]) for rtype in types))
     system, code = split_pipe(value)
     if c.modifier == "text":
         pattern = f"{_like_escape(unescape(value).lower())}%"
@@ -48,11 +63,11 @@ def _token_value(c: Clause, types: tuple[str, ...], value: str) -> ColumnElement
     hashes: list[ColumnElement[bool]] = []
     for rtype in types:
         if system is None:
-            hashes.append(t.hash_code == hash63(rtype, c.param.code, code))
+            hashes.append(t.hash_code == hash63(rtype, pcode, code))
         elif code == "":
-            hashes.append(t.hash_sys == hash63(rtype, c.param.code, system))
+            hashes.append(t.hash_sys == hash63(rtype, pcode, system))
         else:
-            hashes.append(t.hash_sys_code == hash63(rtype, c.param.code, system, code))
+            hashes.append(t.hash_sys_code == hash63(rtype, pcode, system, code))
     return or_(*hashes)
 
 
@@ -247,6 +262,10 @@ def clause_condition(r: FromClause, c: Clause, types: tuple[str, ...]) -> Column
     if c.modifier == "missing":
         present = _owner_in(r, table, types, c.param.code, None)
         return not_(present) if c.values == ("true",) else present
+    if c.modifier in ("identifier", "of-type"):
+        suffix = ":" + c.modifier
+        cond = or_(*(_token_value(c, types, v, suffix) for v in c.values))
+        return _owner_in(r, "token", types, c.param.code + suffix, cond)
     if table == "composite":
         t = INDEX_TABLES["composite"]
         definition = composites_for(types[0])[c.param.code]
