@@ -61,3 +61,13 @@ def test_reindex_needs_a_caller(services: Services) -> None:
 
     with pytest.raises(Forbidden):
         reindex(services.fhir.db, services.fhir.policy, None)  # type: ignore[arg-type]
+
+
+def test_fingerprint_tracks_definitions(services: Services, monkeypatch: pytest.MonkeyPatch) -> None:
+    from healthbook.fhir.search import reindex as module
+
+    assert module.index_is_current(services.fhir.db)  # adopted on first look
+    monkeypatch.setattr(module, "EXTRACTOR_VERSION", "changed")
+    assert not module.index_is_current(services.fhir.db)
+    reindex(services.fhir.db, services.fhir.policy, CALLER)
+    assert module.index_is_current(services.fhir.db)

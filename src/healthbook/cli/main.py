@@ -29,11 +29,17 @@ def serve(
     from healthbook.config import get_settings
     from healthbook.db.engine import Database
     from healthbook.db.migrate import ensure_current
+    from healthbook.fhir.search.reindex import index_is_current
 
     settings = get_settings()
     db = Database(settings)
     try:
         ensure_current(db)
+        if not index_is_current(db):
+            console.print(
+                "[yellow]The search index was built from other search definitions: "
+                "run `healthbook db reindex` (searches may miss resources until then).[/yellow]"
+            )
     except RuntimeError as exc:
         console.print(f"[red]{exc}[/red]")
         raise typer.Exit(1) from None

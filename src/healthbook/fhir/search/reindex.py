@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -12,10 +13,46 @@ from sqlalchemy.engine import Connection
 from healthbook.auth.subject import AccessPolicy, Caller
 from healthbook.db.engine import Database
 from healthbook.fhir import jsonio
+from healthbook.fhir.definitions import R4_DIR
 from healthbook.fhir.search.extract import extract
 from healthbook.fhir.store.schema import INDEX_TABLES, maintenance_state, resource
 
 CHECKPOINT = "reindex.checkpoint"
+FINGERPRINT = "index.fingerprint"
+# Bump when extraction changes in a way that makes existing index rows wrong.
+EXTRACTOR_VERSION = "3"
+
+
+def definitions_fingerprint() -> str:
+    """Identifies the search definitions and extractor the index rows were built with."""
+    digest = hashlib.sha256(EXTRACTOR_VERSION.encode())
+    for name in ("searchparams.json", "compartments.json"):
+        digest.update((R4_DIR / name).read_bytes())
+    return digest.hexdigest()[:32]
+
+
+def _stored_fingerprint(conn: Connection) -> str | None:
+    value = conn.execute(select(maintenance_state.c.value).where(maintenance_state.c.name == FINGERPRINT)).scalar()
+    return str(value) if value is not None else None
+
+
+def _save_fingerprint(conn: Connection) -> None:
+    conn.execute(delete(maintenance_state).where(maintenance_state.c.name == FINGERPRINT))
+    conn.execute(insert(maintenance_state).values(name=FINGERPRINT, value=definitions_fingerprint()))
+
+
+def index_is_current(db: Database) -> bool:
+    """False when the index was built from other definitions (run `healthbook db reindex`).
+
+    A database that never recorded a fingerprint adopts the current one: its rows were written
+    by this code.
+    """
+    with db.write() as conn:
+        stored = _stored_fingerprint(conn)
+        if stored is None:
+            _save_fingerprint(conn)
+            return True
+        return stored == definitions_fingerprint()
 
 
 @dataclass(frozen=True, slots=True)
@@ -76,6 +113,7 @@ def reindex(
             rows = conn.execute(stmt.order_by(r.patient_key, r.res_type, r.res_id).limit(batch_size)).all()
             if not rows:
                 _save(conn, None)
+                _save_fingerprint(conn)
                 progress = ReindexProgress(done, total, True)
                 break
             for pk, rtype, rid, content in rows:
