@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import logging
 import uuid
-from collections.abc import Awaitable, Callable
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from healthbook import __version__
 from healthbook.auth.subject import Caller, OpenPolicy
@@ -40,8 +40,31 @@ def build_services(settings: Settings, db: Database | None = None) -> Services:
     return Services(settings=settings, fhir=fhir, search=search, bulk=BulkService(fhir, settings))
 
 
-def _is_fhir(request: Request) -> bool:
-    return request.url.path.startswith("/fhir")
+class CallerMiddleware:
+    """Attaches the caller and a request id (pure ASGI: no task group per request)."""
+
+    def __init__(self, app: ASGIApp):
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        headers = dict(scope.get("headers") or [])
+        raw_id = headers.get(b"x-request-id", b"")
+        request_id = raw_id.decode("latin-1")[:64] if raw_id else uuid.uuid4().hex
+        state = scope.setdefault("state", {})
+        # Access control is not configured yet: every request is an identified anonymous caller.
+        state["caller"] = Caller(subject="anonymous")
+        state["request_id"] = request_id
+
+        async def send_with_id(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                message.setdefault("headers", [])
+                message["headers"] = [*message["headers"], (b"x-request-id", request_id.encode("latin-1"))]
+            await send(message)
+
+        await self.app(scope, receive, send_with_id)
 
 
 def create_app(settings: Settings | None = None, services: Services | None = None) -> FastAPI:
@@ -52,14 +75,7 @@ def create_app(settings: Settings | None = None, services: Services | None = Non
     app = FastAPI(title="healthbook", version=__version__, docs_url="/docs", redoc_url=None)
     app.state.services = services
 
-    @app.middleware("http")
-    async def attach_caller(request: Request, call_next: Callable[[Request], Awaitable[Response]]) -> Response:
-        # Access control is not configured yet: every request is an identified anonymous caller.
-        request.state.caller = Caller(subject="anonymous")
-        request.state.request_id = request.headers.get("x-request-id") or uuid.uuid4().hex
-        response = await call_next(request)
-        response.headers["X-Request-Id"] = request.state.request_id
-        return response
+    app.add_middleware(CallerMiddleware)
 
     @app.exception_handler(HealthbookError)
     async def healthbook_error(request: Request, exc: HealthbookError) -> Response:
@@ -82,8 +98,9 @@ def create_app(settings: Settings | None = None, services: Services | None = Non
         issue = Issue("fatal", "exception", "Internal server error; nothing was stored by this request")
         return outcome_response([issue], 500)
 
-    app.include_router(bulk_router, prefix="/fhir")  # before the generic [type]/[id] routes
-    app.include_router(fhir_router, prefix="/fhir")
+    # Bulk routes first: they are more specific than the generic [type]/[id] ones.
+    app.router.routes.extend(bulk_router.routes("/fhir"))
+    app.router.routes.extend(fhir_router.routes("/fhir"))
 
     @app.get("/")
     async def root() -> JSONResponse:

@@ -32,6 +32,12 @@ def engine_options(url: str, *, pool_size: int, busy_timeout_ms: int) -> dict[st
     return {"pool_size": pool_size, "max_overflow": pool_size, "pool_pre_ping": False, "pool_recycle": 3600}
 
 
+def tune_engine(engine: Engine) -> None:
+    """PostgreSQL: executemany becomes one multi-row INSERT instead of a statement per row."""
+    if not is_sqlite(engine):
+        engine.dialect.use_insertmanyvalues_wo_returning = True
+
+
 def install_sqlite_hooks(engine: Engine, *, synchronous: str, busy_timeout_ms: int) -> None:
     """WAL journal, foreign keys and BEGIN IMMEDIATE for writers, so concurrent writers queue, not fail."""
     if not is_sqlite(engine):

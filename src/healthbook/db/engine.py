@@ -24,6 +24,7 @@ class Database:
                 self.url, pool_size=settings.pool_size, busy_timeout_ms=settings.sqlite_busy_timeout_ms
             ),
         )
+        dialect.tune_engine(self.engine)
         dialect.install_sqlite_hooks(
             self.engine, synchronous=settings.sqlite_synchronous, busy_timeout_ms=settings.sqlite_busy_timeout_ms
         )

@@ -6,12 +6,13 @@ from dataclasses import dataclass
 from urllib.parse import parse_qsl
 from typing import Any
 
-from fastapi import APIRouter, Request
+from fastapi import Request
 from fastapi.responses import Response
 from starlette.concurrency import run_in_threadpool
 
 from healthbook.auth.subject import Caller
 from healthbook.config import Settings
+from healthbook.routing import RouteTable
 from healthbook.errors import BadRequest
 from healthbook.fhir import bundles, jsonio
 from healthbook.fhir.capability import capability_statement
@@ -47,7 +48,7 @@ class Services:
     bulk: BulkService
 
 
-router = APIRouter()
+router = RouteTable()
 
 
 def _services(request: Request) -> Services:
@@ -69,18 +70,22 @@ def _int_param(request: Request, name: str, default: int, maximum: int) -> int:
     return min(int(raw), maximum)
 
 
+_METADATA: dict[str, bytes] = {}  # CapabilityStatement per base URL: it only changes with the code
+
+
 @router.get("/metadata")
 async def metadata(request: Request) -> Response:
     """CapabilityStatement (capabilities interaction)."""
     negotiate(request)
     svc = _services(request)
-    cs = capability_statement(
-        base_url(request, svc.settings.public_base_url),
-        svc.search.capability_params,
-        system_search=True,
-        notes=svc.search.capability_notes(),
-    )
-    return fhir_response(jsonio.dumps(cs))
+    base = base_url(request, svc.settings.public_base_url)
+    body = _METADATA.get(base)
+    if body is None:
+        cs = capability_statement(
+            base, svc.search.capability_params, system_search=True, notes=svc.search.capability_notes()
+        )
+        body = _METADATA.setdefault(base, jsonio.dumps(cs)) if len(_METADATA) < 64 else jsonio.dumps(cs)
+    return fhir_response(body)
 
 
 async def _history(request: Request, res_type: str | None, res_id: str | None) -> Response:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import tempfile
 from pathlib import Path
 
-from fastapi import APIRouter, Request
+from fastapi import Request
 from fastapi.responses import FileResponse, Response
 from starlette.concurrency import run_in_threadpool
 
@@ -15,8 +15,9 @@ from healthbook.fhir.bulk.repository import Job
 from healthbook.fhir.bulk.service import BulkService
 from healthbook.fhir.http import base_url, outcome_response
 from healthbook.fhir.outcomes import Issue
+from healthbook.routing import RouteTable
 
-router = APIRouter()
+router = RouteTable()
 NDJSON_FORMATS = {"application/fhir+ndjson", "application/ndjson", "ndjson", "application/x-ndjson"}
 
 

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+from functools import lru_cache
 from typing import Any
 from urllib.parse import parse_qsl
 
 import orjson
-from sqlalchemy import ColumnElement, delete, insert, or_
+from sqlalchemy import ColumnElement, bindparam, delete, insert, or_
 from sqlalchemy.engine import Connection
 
 from healthbook.auth.subject import AccessPolicy, Caller
@@ -24,7 +25,7 @@ from healthbook.fhir.search.composite import composites_for
 from healthbook.fhir.search.extract import extract
 from healthbook.fhir.search.includes import included, parse_specs
 from healthbook.fhir.search.query import ParsedQuery, parse
-from healthbook.fhir.search.registry import params_for
+from healthbook.fhir.search.registry import indexed_params, params_for
 from healthbook.fhir.service import check_id, check_type
 from healthbook.fhir.store.batch import pending
 from healthbook.fhir.store.schema import INDEX_TABLES, resource
@@ -32,6 +33,21 @@ from healthbook.fhir.store.sql_repository import StoredVersion
 from healthbook.fhir.validation import resource_types
 
 SUMMARY_MODES = ("true", "false", "text", "data", "count")
+_DELETE_OWNER = {
+    ptype: delete(table).where(
+        table.c.patient_key == bindparam("pk"), table.c.res_type == bindparam("t"), table.c.res_id == bindparam("i")
+    )
+    for ptype, table in INDEX_TABLES.items()
+}
+
+
+@lru_cache(maxsize=None)
+def _index_types(res_type: str) -> tuple[str, ...]:
+    """Index tables that can hold rows of this resource type (token always: :identifier, :of-type)."""
+    kinds = {p.type for p in indexed_params(res_type)} | {"token"}
+    if composites_for(res_type):
+        kinds.add("composite")
+    return tuple(k for k in INDEX_TABLES if k in kinds)
 
 
 class SearchService:
@@ -58,13 +74,9 @@ class SearchService:
                     queue.index_rows.setdefault(ptype, []).extend({**owner, **row} for row in rows)
             return
         if old_key is not None:
-            for table in INDEX_TABLES.values():
-                c = table.c
-                conn.execute(
-                    delete(table).where(
-                        c.patient_key == old_key, c.res_type == stored.res_type, c.res_id == stored.res_id
-                    )
-                )
+            params = {"pk": old_key, "t": stored.res_type, "i": stored.res_id}
+            for ptype in _index_types(stored.res_type):
+                conn.execute(_DELETE_OWNER[ptype], params)
         if doc is None:
             return
         owner = {"patient_key": stored.patient_key, "res_type": stored.res_type, "res_id": stored.res_id}
@@ -126,7 +138,10 @@ class SearchService:
                 extra_rows = included(conn, [(r[0], r[1], r[2]) for r in rows], includes, revincludes)
             total = None
             if total_mode != "none" or summary == "count":
-                total = int(conn.execute(sql.count_query(parsed, extra)).scalar_one())
+                if offset == 0 and count and not has_next:
+                    total = len(rows)  # the whole result is on this page: no count query needed
+                else:
+                    total = int(conn.execute(sql.count_query(parsed, extra)).scalar_one())
         entries = [self._entry(base, r[1], r[2], r[3], parsed, summary, "match") for r in rows]
         entries += [self._entry(base, r[1], r[2], r[3], parsed, summary, "include") for r in extra_rows]
         if parsed.ignored:
