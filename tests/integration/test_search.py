@@ -198,6 +198,9 @@ CASES = [
     ("Observation?value-quantity=gt100|http://unitsofmeasure.org|mm[Hg]", ["ob1", "ob2"]),
     ("Observation?value-quantity=le120||mm[Hg]", ["ob1", "ob3"]),
     ("Observation?value-quantity=ap125", ["ob1"]),
+    # sa/eb: beyond the whole implicit range of the search number (eb151 = below 150.5)
+    ("Observation?value-quantity=eb151", ["ob1", "ob3"]),
+    ("Observation?value-quantity=sa150", ["ob2"]),
     ("Observation?value-string=khong", ["ob4"]),
     # reference forms
     ("Observation?subject=Patient/p1", ["ob1", "ob2"]),
@@ -219,6 +222,10 @@ CASES = [
     ("Patient?identifier:of-type=http://terminology.hl7.org/CodeSystem/v2-0203|NI|001190000001", []),
     ("Observation?subject:identifier=urn:vn:cccd|X123", ["ob4"]),
     ("Observation?subject:identifier=X123", ["ob4"]),
+    # deceased: `Patient.deceased.exists() and Patient.deceased != false` is false without deceased[x]
+    ("Patient?deceased=false", ["p1", "p2", "p3"]),
+    ("Patient?deceased=true", []),
+    ("Patient?deceased:missing=true", []),
     # common parameters
     ("Patient?_id=p1,p3", ["p1", "p3"]),
     ("Patient?_id=nope", []),

@@ -260,9 +260,11 @@ def compile_path(expression: str) -> CompiledPath:
     """Compile once, evaluate many times; raises Unsupported outside the subset."""
     flag = _PRESENT_NOT_FALSE.match(expression.strip())
     if flag and flag.group(1) == flag.group(2):
-        # "X.exists() and X != false" (Patient.deceased): true when X is present and not false.
+        # "X.exists() and X != false" (Patient.deceased): true when X is present and not false, else
+        # false (FHIRPath: `false and {}` is false), so a Patient without deceased[x] indexes `false`.
         inner = compile_path(flag.group(1))
-        return CompiledPath(((None, (_present_not_false(inner),)),))
+        root = inner.parts[0][0] if len(inner.parts) == 1 else None
+        return CompiledPath(((root, (_present_not_false(inner),)),))
     parts = _Parser(_tokens(expression)).union()
     return CompiledPath(tuple((root, tuple(steps)) for root, steps in parts))
 
@@ -274,8 +276,7 @@ def _present_not_false(inner: CompiledPath) -> Step:
     def step(nodes: Iterator[Node], root: dict[str, Any]) -> Iterator[Node]:
         for _ in nodes:
             found = inner.evaluate(root)
-            if found:
-                yield Node(not all(n.value is False for n in found))
+            yield Node(bool(found) and not all(n.value is False for n in found))
             return
 
     return step

@@ -63,6 +63,10 @@ def _modifier_tokens(param: ParamDef, rtype: str, nodes: list[Node]) -> Iterator
 
 
 _FIRST = re.compile(r"^\(?\s*([A-Z][A-Za-z]+)\.([a-z][A-Za-z0-9]*)")
+# Operators and functions that give a value even when the path is empty (`X.exists() and X != false`).
+_NOT_A_PATH = re.compile(
+    r"\.(exists|empty|not|count|all|allTrue|anyTrue|allFalse|anyFalse|iif)\(|!=|\s(and|or|xor|implies)\s"
+)
 
 
 @lru_cache(maxsize=None)
@@ -71,7 +75,7 @@ def _first_keys(expression: str) -> tuple[str, ...] | None:
     names = []
     for part in expression.split(" | "):
         m = _FIRST.match(part.strip())
-        if not m:
+        if not m or _NOT_A_PATH.search(part):
             return None
         names.append(m.group(2))
     return tuple(dict.fromkeys(names))

@@ -154,11 +154,13 @@ def number_condition(prefix: str, col: Any, text: str, name: str) -> ColumnEleme
     if prefix == "ap":
         spread = abs(value) * 0.1
         return and_(col >= value - spread, col <= value + spread)
+    # sa/eb follow search.html's prefix rule on ranges: the value lies beyond the whole implicit range of
+    # the search number (sa100 = from 100.5 up), unlike gt/lt, which compare with the number exactly.
     ops: dict[str, ColumnElement[bool]] = {
         "gt": col > value,
-        "sa": col > value,
+        "sa": col >= high,
         "lt": col < value,
-        "eb": col < value,
+        "eb": col < low,
         "ge": col >= value,
         "le": col <= value,
     }
