@@ -20,7 +20,7 @@ from healthbook.fhir.store.schema import INDEX_TABLES, maintenance_state, resour
 CHECKPOINT = "reindex.checkpoint"
 FINGERPRINT = "index.fingerprint"
 # Bump when extraction changes in a way that makes existing index rows wrong.
-EXTRACTOR_VERSION = "3"
+EXTRACTOR_VERSION = "4"
 
 
 def definitions_fingerprint() -> str:
