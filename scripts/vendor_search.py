@@ -7,8 +7,8 @@ from __future__ import annotations
 
 import json
 import sys
-from typing import Any
 from pathlib import Path
+from typing import Any
 
 OUT = Path(__file__).resolve().parent.parent / "src/healthbook/fhir/definitions/r4"
 
@@ -43,7 +43,8 @@ def main(package: Path) -> None:
                 "modifier": sp.get("modifier", []),
                 "comparator": sp.get("comparator", []),
                 "component": [
-                    {"definition": c["definition"], "expression": c["expression"]} for c in sp.get("component", [])
+                    {"definition": c["definition"], "expression": c["expression"]}
+                    for c in sp.get("component", [])
                 ],
             }
         )

@@ -99,7 +99,9 @@ def fetch_examples() -> Path:
     with open(CACHE / "examples.lock", "w") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)  # xdist workers fetch once between them
         if not (target / "package" / "package.json").exists():
-            subprocess.run(["npm", "pack", EXAMPLES_PACKAGE, "--silent"], cwd=CACHE, check=True, capture_output=True)
+            subprocess.run(
+                ["npm", "pack", EXAMPLES_PACKAGE, "--silent"], cwd=CACHE, check=True, capture_output=True
+            )
             target.mkdir(exist_ok=True)
             with tarfile.open(CACHE / "hl7.fhir.r4.examples-4.0.1.tgz") as tar:
                 tar.extractall(target, filter="data")

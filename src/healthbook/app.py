@@ -94,7 +94,9 @@ def create_app(settings: Settings | None = None, services: Services | None = Non
     @app.exception_handler(Exception)
     async def unexpected(request: Request, exc: Exception) -> Response:
         # Never log bodies or identifiers: the type and request id are enough to find the fault.
-        log.error("unexpected %s in %s %s", type(exc).__name__, request.method, request.url.path, exc_info=exc)
+        log.error(
+            "unexpected %s in %s %s", type(exc).__name__, request.method, request.url.path, exc_info=exc
+        )
         issue = Issue("fatal", "exception", "Internal server error; nothing was stored by this request")
         return outcome_response([issue], 500)
 
@@ -104,6 +106,8 @@ def create_app(settings: Settings | None = None, services: Services | None = Non
 
     @app.get("/")
     async def root() -> JSONResponse:
-        return JSONResponse({"name": "healthbook", "version": __version__, "fhir": "/fhir", "metadata": "/fhir/metadata"})
+        return JSONResponse(
+            {"name": "healthbook", "version": __version__, "fhir": "/fhir", "metadata": "/fhir/metadata"}
+        )
 
     return app

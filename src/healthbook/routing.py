@@ -54,7 +54,10 @@ class RouteTable:
         by_path: dict[str, dict[str, Endpoint]] = {}
         for path, method, func in self.entries:
             by_path.setdefault(path, {})[method] = func
-        return [Route(prefix + path, endpoint=_dispatch(methods), methods=list(methods)) for path, methods in by_path.items()]
+        return [
+            Route(prefix + path, endpoint=_dispatch(methods), methods=list(methods))
+            for path, methods in by_path.items()
+        ]
 
 
 def _dispatch(methods: dict[str, Endpoint]) -> Callable[[Request], Awaitable[Response]]:

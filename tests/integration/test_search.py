@@ -36,7 +36,9 @@ PATIENTS: list[dict[str, Any]] = [
         "id": "p2",
         "identifier": [
             {
-                "type": {"coding": [{"system": "http://terminology.hl7.org/CodeSystem/v2-0203", "code": "NI"}]},
+                "type": {
+                    "coding": [{"system": "http://terminology.hl7.org/CodeSystem/v2-0203", "code": "NI"}]
+                },
                 "system": "urn:vn:cccd",
                 "value": "079085000002",
             }

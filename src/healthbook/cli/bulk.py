@@ -53,7 +53,9 @@ def import_ndjson(
     error_count = 0
     with (
         errors.open("wb") as error_handle,
-        Progress("{task.description}", BarColumn(), DownloadColumn(), TransferSpeedColumn(), TimeRemainingColumn()) as bar,
+        Progress(
+            "{task.description}", BarColumn(), DownloadColumn(), TransferSpeedColumn(), TimeRemainingColumn()
+        ) as bar,
     ):
         task = bar.add_task("Importing", total=total)
 
@@ -73,7 +75,9 @@ def import_ndjson(
             error_handle.write(orjson.dumps(outcome) + b"\n")
 
         try:
-            stats = import_lines(services.fhir, Caller.system("cli-import"), all_lines(), errors=on_error, chunk_size=chunk)
+            stats = import_lines(
+                services.fhir, Caller.system("cli-import"), all_lines(), errors=on_error, chunk_size=chunk
+            )
         except HealthbookError as exc:
             console.print(f"[red]{exc.message}[/red]")
             raise typer.Exit(1) from None
@@ -85,8 +89,7 @@ def import_ndjson(
     console.print(table)
     console.print(
         f"{stats.lines} lines: {stats.created} created, {stats.updated} updated, "
-        f"{stats.unchanged} unchanged, {stats.errors} invalid"
-        + (f" (see {errors})" if stats.errors else "")
+        f"{stats.unchanged} unchanged, {stats.errors} invalid" + (f" (see {errors})" if stats.errors else "")
     )
     if not stats.errors:
         errors.unlink(missing_ok=True)

@@ -51,7 +51,10 @@ def reindex(
     migrate.ensure_current(services.fhir.db)
     try:
         with Progress(
-            "[progress.description]{task.description}", BarColumn(), MofNCompleteColumn(), TimeRemainingColumn()
+            "[progress.description]{task.description}",
+            BarColumn(),
+            MofNCompleteColumn(),
+            TimeRemainingColumn(),
         ) as bar:
             task = bar.add_task("Reindexing", total=None)
 

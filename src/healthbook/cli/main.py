@@ -9,11 +9,15 @@ from rich.console import Console
 
 from healthbook.cli import bulk as bulk_commands
 from healthbook.cli import db as db_commands
+from healthbook.cli.synth import synth_command
 
-app = typer.Typer(help="healthbook — Sổ sức khỏe điện tử (national electronic health book).", no_args_is_help=True)
+app = typer.Typer(
+    help="healthbook — Sổ sức khỏe điện tử (national electronic health book).", no_args_is_help=True
+)
 app.add_typer(db_commands.app, name="db")
 app.add_typer(bulk_commands.import_app, name="import")
 app.add_typer(bulk_commands.export_app, name="export")
+app.command("synth")(synth_command)
 console = Console()
 
 
@@ -45,7 +49,9 @@ def serve(
         raise typer.Exit(1) from None
     finally:
         db.dispose()
-    console.print(f"healthbook FHIR API on [bold]http://{host}:{port}/fhir[/bold] ({_backend(settings.database_url)})")
+    console.print(
+        f"healthbook FHIR API on [bold]http://{host}:{port}/fhir[/bold] ({_backend(settings.database_url)})"
+    )
     uvicorn.run(
         "healthbook.app:create_app",
         factory=True,
@@ -81,7 +87,9 @@ def demo(
     services = build_services(Settings(database_url=url))
     ensure_current(services.fhir.db)
     caller = Caller.system("demo")
-    stored = history(services.fhir, caller, res_type=None, res_id=None, since=None, until=None, offset=0, count=0)
+    stored = history(
+        services.fhir, caller, res_type=None, res_id=None, since=None, until=None, offset=0, count=0
+    )
     count = stored.total
     if count == 0:
         loaded = 0
@@ -92,6 +100,11 @@ def demo(
     services.fhir.db.dispose()
     console.print("Try:")
     base = f"http://{host}:{port}/fhir"
-    for path in ("/metadata", "/Patient?name=nguyen", "/Patient/demo-0000", "/Observation?subject=Patient/demo-0000"):
+    for path in (
+        "/metadata",
+        "/Patient?name=nguyen",
+        "/Patient/demo-0000",
+        "/Observation?subject=Patient/demo-0000",
+    ):
         console.print(f"  curl -s '{base}{path}'")
     serve(host=host, port=port, workers=1)

@@ -28,7 +28,13 @@ def engine_options(url: str, *, pool_size: int, busy_timeout_ms: int) -> dict[st
     """create_engine() keyword arguments for the backend behind `url`."""
     if url.startswith("sqlite"):
         # The driver's own transaction handling is switched off: we emit BEGIN ourselves (see below).
-        return {"connect_args": {"isolation_level": None, "timeout": busy_timeout_ms / 1000, "check_same_thread": False}}
+        return {
+            "connect_args": {
+                "isolation_level": None,
+                "timeout": busy_timeout_ms / 1000,
+                "check_same_thread": False,
+            }
+        }
     return {"pool_size": pool_size, "max_overflow": pool_size, "pool_pre_ping": False, "pool_recycle": 3600}
 
 

@@ -26,7 +26,9 @@ class Database:
         )
         dialect.tune_engine(self.engine)
         dialect.install_sqlite_hooks(
-            self.engine, synchronous=settings.sqlite_synchronous, busy_timeout_ms=settings.sqlite_busy_timeout_ms
+            self.engine,
+            synchronous=settings.sqlite_synchronous,
+            busy_timeout_ms=settings.sqlite_busy_timeout_ms,
         )
 
     @property

@@ -11,7 +11,12 @@ MIDDLE_F = ["Thị", "Ngọc", "Thu", "Thanh"]
 MIDDLE_M = ["Văn", "Đức", "Minh", "Quốc"]
 GIVEN_F = ["Ánh", "Hương", "Lan", "Mai", "Thảo", "Hạnh", "Trang", "Linh"]
 GIVEN_M = ["Anh", "Hùng", "Dũng", "Tuấn", "Nam", "Phúc", "Long", "Quân"]
-PROVINCES = [("01", "Thành phố Hà Nội"), ("79", "Thành phố Hồ Chí Minh"), ("48", "Thành phố Đà Nẵng"), ("46", "Thành phố Huế")]
+PROVINCES = [
+    ("01", "Thành phố Hà Nội"),
+    ("79", "Thành phố Hồ Chí Minh"),
+    ("48", "Thành phố Đà Nẵng"),
+    ("46", "Thành phố Huế"),
+]
 CCCD_SYSTEM = "http://fhir.ehealth.gov.vn/core/NamingSystem/cccd"
 FACILITY_SYSTEM = "http://fhir.ehealth.gov.vn/core/NamingSystem/facility-code"
 
@@ -45,7 +50,9 @@ def sample_resources(citizens: int = 50, seed: int = 1) -> Iterator[dict[str, An
             "resourceType": "Patient",
             "id": pid,
             "identifier": [{"system": CCCD_SYSTEM, "value": _cccd(province, female, year, rng)}],
-            "name": [{"use": "official", "text": f"{family} {given}", "family": family, "given": given.split()}],
+            "name": [
+                {"use": "official", "text": f"{family} {given}", "family": family, "given": given.split()}
+            ],
             "gender": "female" if female else "male",
             "birthDate": birth,
             "address": [{"text": province_name, "state": province_name, "country": "VN"}],
@@ -76,18 +83,30 @@ def sample_resources(citizens: int = 50, seed: int = 1) -> Iterator[dict[str, An
                     ]
                 }
             ],
-            "code": {"coding": [{"system": "http://loinc.org", "code": "85354-9", "display": "Blood pressure"}]},
+            "code": {
+                "coding": [{"system": "http://loinc.org", "code": "85354-9", "display": "Blood pressure"}]
+            },
             "subject": {"reference": f"Patient/{pid}"},
             "encounter": {"reference": f"Encounter/{enc}"},
             "effectiveDateTime": f"{day}T08:10:00+07:00",
             "component": [
                 {
                     "code": {"coding": [{"system": "http://loinc.org", "code": "8480-6"}]},
-                    "valueQuantity": {"value": systolic, "unit": "mmHg", "system": "http://unitsofmeasure.org", "code": "mm[Hg]"},
+                    "valueQuantity": {
+                        "value": systolic,
+                        "unit": "mmHg",
+                        "system": "http://unitsofmeasure.org",
+                        "code": "mm[Hg]",
+                    },
                 },
                 {
                     "code": {"coding": [{"system": "http://loinc.org", "code": "8462-4"}]},
-                    "valueQuantity": {"value": diastolic, "unit": "mmHg", "system": "http://unitsofmeasure.org", "code": "mm[Hg]"},
+                    "valueQuantity": {
+                        "value": diastolic,
+                        "unit": "mmHg",
+                        "system": "http://unitsofmeasure.org",
+                        "code": "mm[Hg]",
+                    },
                 },
             ],
         }

@@ -39,7 +39,10 @@ def history_entry(base: str, ver: StoredVersion) -> dict[str, Any]:
         entry["resource"] = orjson.Fragment(ver.content)
     method = ver.method or "PUT"
     status = "201 Created" if ver.version_id == 1 else _STATUS.get(method, "200 OK")
-    entry["request"] = {"method": "PUT" if method == "PATCH" else method, "url": ver.res_type if method == "POST" else ref}
+    entry["request"] = {
+        "method": "PUT" if method == "PATCH" else method,
+        "url": ver.res_type if method == "POST" else ref,
+    }
     entry["response"] = {
         "status": status,
         "etag": f'W/"{ver.version_id}"',

@@ -32,12 +32,18 @@ SearchParamInfo = Sequence[tuple[str, str, str]]
 
 
 def capability_statement(
-    base: str, search_params: Callable[[str], SearchParamInfo], *, system_search: bool, notes: Sequence[str] = ()
+    base: str,
+    search_params: Callable[[str], SearchParamInfo],
+    *,
+    system_search: bool,
+    notes: Sequence[str] = (),
 ) -> dict[str, Any]:
     """Describe the server at `base`: interactions, formats and search parameters per type."""
     resources = []
     for rtype in sorted(resource_types()):
-        operations = PATIENT_OPERATIONS if rtype == "Patient" else GROUP_OPERATIONS if rtype == "Group" else []
+        operations = (
+            PATIENT_OPERATIONS if rtype == "Patient" else GROUP_OPERATIONS if rtype == "Group" else []
+        )
         resources.append(
             {
                 "type": rtype,
@@ -51,7 +57,8 @@ def capability_statement(
                 "conditionalUpdate": True,
                 "conditionalDelete": "single",
                 "searchParam": [
-                    {"name": name, "type": ptype, "documentation": doc} for name, ptype, doc in search_params(rtype)
+                    {"name": name, "type": ptype, "documentation": doc}
+                    for name, ptype, doc in search_params(rtype)
                 ],
                 **({"operation": operations} if operations else {}),
             }

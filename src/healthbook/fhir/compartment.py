@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from functools import lru_cache
+from functools import cache
 from typing import Any
 
 from healthbook.fhir.definitions import load_json
@@ -17,7 +17,7 @@ def pseudo_key(res_type: str) -> str:
     return NO_PATIENT_PREFIX + res_type
 
 
-@lru_cache(maxsize=None)
+@cache
 def _member_paths(res_type: str) -> tuple[CompiledPath, ...]:
     codes = compartment_params("Patient", res_type)
     exprs: dict[str, str] = {}

@@ -76,7 +76,9 @@ def negotiate(request: Request) -> None:
     kinds = [_media(part) for part in accept.split(",")]
     if any(k in JSON_TYPES or k in ("*/*", "application/*", "") for k in kinds):
         return
-    raise NotAcceptable(f"Accept '{accept[:80]}' cannot be served: this server produces application/fhir+json")
+    raise NotAcceptable(
+        f"Accept '{accept[:80]}' cannot be served: this server produces application/fhir+json"
+    )
 
 
 async def read_body(request: Request, limit: int, *, patch: bool = False) -> Any:
@@ -135,7 +137,9 @@ async def read_raw_body(request: Request, limit: int) -> bytes:
 
 def fhir_response(content: bytes | str, status: int = 200, headers: dict[str, str] | None = None) -> Response:
     """A response carrying FHIR JSON."""
-    return Response(content=content, status_code=status, headers=headers, media_type=FHIR_JSON + "; charset=utf-8")
+    return Response(
+        content=content, status_code=status, headers=headers, media_type=FHIR_JSON + "; charset=utf-8"
+    )
 
 
 def outcome_response(issues: list[Issue], status: int, headers: dict[str, str] | None = None) -> Response:
@@ -156,7 +160,13 @@ def base_url(request: Request, configured: str | None) -> str:
 
 
 def write_response(
-    stored: StoredVersion, status: int, prefer: Prefer, base: str, issues: list[Issue], *, location: bool = True
+    stored: StoredVersion,
+    status: int,
+    prefer: Prefer,
+    base: str,
+    issues: list[Issue],
+    *,
+    location: bool = True,
 ) -> Response:
     """Answer a create/update/patch as Prefer: return= asks."""
     headers = version_headers(stored)

@@ -69,7 +69,10 @@ def loads(data: bytes | str) -> Any:
     if value is None:
         try:
             value = json.loads(
-                raw.decode("utf-8"), parse_float=FhirDecimal, parse_int=_parse_int, parse_constant=_reject_constant
+                raw.decode("utf-8"),
+                parse_float=FhirDecimal,
+                parse_int=_parse_int,
+                parse_constant=_reject_constant,
             )
         except UnicodeDecodeError as exc:
             raise BadRequest(f"Request body is not UTF-8: {exc.reason} at byte {exc.start}") from None

@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from urllib.parse import parse_qsl
 from typing import Any
+from urllib.parse import parse_qsl
 
 from fastapi import Request
 from fastapi.responses import Response
@@ -12,9 +12,9 @@ from starlette.concurrency import run_in_threadpool
 
 from healthbook.auth.subject import Caller
 from healthbook.config import Settings
-from healthbook.routing import RouteTable
 from healthbook.errors import BadRequest
 from healthbook.fhir import bundles, jsonio
+from healthbook.fhir.bulk.service import BulkService
 from healthbook.fhir.capability import capability_statement
 from healthbook.fhir.http import (
     base_url,
@@ -28,14 +28,14 @@ from healthbook.fhir.http import (
     version_headers,
     write_response,
 )
-from healthbook.fhir.outcomes import Issue
-from healthbook.fhir.search.service import SearchService
-from healthbook.fhir.bulk.service import BulkService
-from healthbook.fhir.service import FhirService, history
-from healthbook.fhir.transaction import BundleProcessor
 from healthbook.fhir.operations.everything import EverythingQuery, everything_bundle
 from healthbook.fhir.operations.everything import parse_query as parse_everything
+from healthbook.fhir.outcomes import Issue
+from healthbook.fhir.search.service import SearchService
+from healthbook.fhir.service import FhirService, history
 from healthbook.fhir.timeutil import now_us, parse_instant_us
+from healthbook.fhir.transaction import BundleProcessor
+from healthbook.routing import RouteTable
 
 
 @dataclass(slots=True)
@@ -99,7 +99,9 @@ async def _history(request: Request, res_type: str | None, res_id: str | None) -
     try:
         since = parse_instant_us(since_raw) if since_raw else None
     except ValueError:
-        raise BadRequest(f"_since '{since_raw[:40] if since_raw else ''}' is not a valid instant", expression="_since") from None
+        raise BadRequest(
+            f"_since '{since_raw[:40] if since_raw else ''}' is not a valid instant", expression="_since"
+        ) from None
     until = int(until_raw) if until_raw and until_raw.isdigit() else None
     page = await run_in_threadpool(
         history,
@@ -120,7 +122,9 @@ async def _history(request: Request, res_type: str | None, res_id: str | None) -
     links = [("self", bundles.page_url(base, path, {**keep, "_page_offset": str(offset)}))]
     links.append(("first", bundles.page_url(base, path, {**keep, "_page_offset": "0"})))
     if offset > 0 and count:
-        links.append(("previous", bundles.page_url(base, path, {**keep, "_page_offset": str(max(0, offset - count))})))
+        links.append(
+            ("previous", bundles.page_url(base, path, {**keep, "_page_offset": str(max(0, offset - count))}))
+        )
     if count and offset + count < page.total:
         links.append(("next", bundles.page_url(base, path, {**keep, "_page_offset": str(offset + count)})))
     entries = [bundles.history_entry(base, v) for v in page.versions]
@@ -135,7 +139,9 @@ async def transaction(request: Request) -> Response:
     body = await read_body(request, svc.settings.max_body_bytes)
     base = base_url(request, svc.settings.public_base_url)
     processor = BundleProcessor(svc.fhir, svc.search)
-    out = await run_in_threadpool(processor.process, _caller(request), body, base=base, prefer=parse_prefer(request))
+    out = await run_in_threadpool(
+        processor.process, _caller(request), body, base=base, prefer=parse_prefer(request)
+    )
     return fhir_response(out)
 
 
@@ -205,7 +211,9 @@ async def patients_everything(request: Request) -> Response:
     svc = _services(request)
     ids = [i.strip() for v in request.query_params.getlist("_id") for i in v.split(",") if i.strip()]
     if not ids:
-        raise BadRequest("Patient/$everything at type level needs _id (one or more patient ids)", expression="_id")
+        raise BadRequest(
+            "Patient/$everything at type level needs _id (one or more patient ids)", expression="_id"
+        )
     q = _everything_params(request, ids)
     base = base_url(request, svc.settings.public_base_url)
     body = await run_in_threadpool(
@@ -222,7 +230,9 @@ async def search_compartment(request: Request, compartment: str, cid: str, res_t
     return await _search(request, target, compartment=(compartment, cid))
 
 
-async def _search(request: Request, res_type: str | None, compartment: tuple[str, str] | None = None) -> Response:
+async def _search(
+    request: Request, res_type: str | None, compartment: tuple[str, str] | None = None
+) -> Response:
     negotiate(request)
     svc = _services(request)
     params: list[tuple[str, str]] = list(request.query_params.multi_items())
@@ -319,7 +329,9 @@ async def patch(request: Request, res_type: str, res_id: str) -> Response:
         svc.fhir.patch, _caller(request), res_type, res_id, body, if_match=request.headers.get("if-match")
     )
     base = base_url(request, svc.settings.public_base_url)
-    return write_response(result.stored, result.status, parse_prefer(request), base, result.issues, location=False)
+    return write_response(
+        result.stored, result.status, parse_prefer(request), base, result.issues, location=False
+    )
 
 
 def _deleted_response(request: Request, stored: Any, what: str) -> Response:
@@ -345,6 +357,8 @@ async def conditional_delete(request: Request, res_type: str) -> Response:
     """Conditional delete: DELETE [type]?criteria (single match)."""
     negotiate(request)
     svc = _services(request)
-    stored = await run_in_threadpool(svc.fhir.conditional_delete, _caller(request), res_type, request.url.query)
+    stored = await run_in_threadpool(
+        svc.fhir.conditional_delete, _caller(request), res_type, request.url.query
+    )
     what = f"{res_type}/{stored.res_id}" if stored is not None else res_type
     return _deleted_response(request, stored, what)

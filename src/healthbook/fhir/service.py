@@ -145,7 +145,9 @@ class FhirService:
             return res_id
         return store.locate(conn, res_type, res_id)
 
-    def _current(self, conn: Connection, res_type: str, res_id: str, *, lock: bool = False) -> StoredVersion | None:
+    def _current(
+        self, conn: Connection, res_type: str, res_id: str, *, lock: bool = False
+    ) -> StoredVersion | None:
         key = self._key_of(conn, res_type, res_id)
         return store.current(conn, key, res_type, res_id, for_update=lock) if key else None
 
@@ -256,7 +258,9 @@ class FhirService:
 
     # ---- internals ---------------------------------------------------------------------------
 
-    def _match(self, conn: Connection, res_type: str, query: str, *, lock: bool) -> list[tuple[str, str, str]]:
+    def _match(
+        self, conn: Connection, res_type: str, query: str, *, lock: bool
+    ) -> list[tuple[str, str, str]]:
         if not query.strip():
             raise BadRequest("Conditional interaction without search criteria")
         if "\x00" in unquote_plus(query):
@@ -268,7 +272,9 @@ class FhirService:
             lock_key(conn, hash63(res_type, query))
         return self.matcher(conn, res_type, query)
 
-    def _checked_body(self, res_type: str, body: Any, res_id: str | None) -> tuple[dict[str, Any], list[Issue]]:
+    def _checked_body(
+        self, res_type: str, body: Any, res_id: str | None
+    ) -> tuple[dict[str, Any], list[Issue]]:
         if not isinstance(body, dict):
             raise BadRequest("The request body must be a JSON object holding a FHIR resource")
         if body.get("resourceType") != res_type:
@@ -295,13 +301,24 @@ class FhirService:
         if not isinstance(patch_body, list):
             raise BadRequest("A JSON Patch document must be a JSON array of operations")
         for n, op in enumerate(patch_body):
-            if not isinstance(op, dict) or op.get("op") not in ("add", "remove", "replace", "move", "copy", "test"):
-                raise BadRequest(f"JSON Patch operation {n} is not a valid operation object", expression=f"[{n}]")
+            if not isinstance(op, dict) or op.get("op") not in (
+                "add",
+                "remove",
+                "replace",
+                "move",
+                "copy",
+                "test",
+            ):
+                raise BadRequest(
+                    f"JSON Patch operation {n} is not a valid operation object", expression=f"[{n}]"
+                )
             path = op.get("path")
             if not isinstance(path, str):
                 raise BadRequest(f"JSON Patch operation {n} has no path", expression=f"[{n}].path")
             if path.split("/")[1:2] in (["id"], ["resourceType"]) and op["op"] != "test":
-                raise Unprocessable(f"JSON Patch operation {n} may not change {path}", expression=f"[{n}].path")
+                raise Unprocessable(
+                    f"JSON Patch operation {n} may not change {path}", expression=f"[{n}].path"
+                )
         try:
             return jsonpatch.JsonPatch(patch_body)
         except (jsonpatch.JsonPatchException, jsonpointer.JsonPointerException) as exc:
@@ -327,9 +344,14 @@ class FhirService:
         cur = self._current(conn, res_type, res_id, lock=True)
         if expected is not None and (cur is None or cur.deleted or cur.version_id != expected):
             have = "no current version" if cur is None or cur.deleted else f"version {cur.version_id}"
-            raise PreconditionFailed(f"If-Match asked for version {expected} of {res_type}/{res_id}, found {have}")
-        if cur is not None and not cur.deleted and _canonical(_strip_meta(cur.content)) == _canonical(
-            _strip_meta(jsonio.dumps({**resource, "id": res_id}).decode())
+            raise PreconditionFailed(
+                f"If-Match asked for version {expected} of {res_type}/{res_id}, found {have}"
+            )
+        if (
+            cur is not None
+            and not cur.deleted
+            and _canonical(_strip_meta(cur.content))
+            == _canonical(_strip_meta(jsonio.dumps({**resource, "id": res_id}).decode()))
         ):
             return WriteResult(cur, 200, changed=False)  # nothing changed: no new version
         stored = self._store(conn, resource, res_id, cur, method)

@@ -8,6 +8,7 @@ import uuid
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from functools import partial
 from typing import Any, cast
 from urllib.parse import parse_qsl, urlsplit
 
@@ -72,10 +73,14 @@ def _parse_url(index: int, url: str) -> tuple[str, str | None, str | None]:
 def parse_entries(bundle: Any) -> tuple[str, list[Entry]]:
     """Check the envelope of a transaction or batch bundle and normalise its entries."""
     if not isinstance(bundle, dict) or bundle.get("resourceType") != "Bundle":
-        raise BadRequest("POST to the base URL takes a Bundle of type transaction or batch", expression="Bundle")
+        raise BadRequest(
+            "POST to the base URL takes a Bundle of type transaction or batch", expression="Bundle"
+        )
     kind = bundle.get("type")
     if kind not in ("transaction", "batch"):
-        raise BadRequest(f"Bundle.type must be transaction or batch, not '{str(kind)[:40]}'", expression="Bundle.type")
+        raise BadRequest(
+            f"Bundle.type must be transaction or batch, not '{str(kind)[:40]}'", expression="Bundle.type"
+        )
     raw_entries = bundle.get("entry", [])
     if not isinstance(raw_entries, list):
         raise BadRequest("Bundle.entry must be an array", expression="Bundle.entry")
@@ -91,7 +96,11 @@ def parse_entries(bundle: Any) -> tuple[str, list[Entry]]:
         method = request.get("method")
         url = request.get("url")
         if method not in METHODS:
-            raise _fail(i, f"request.method '{str(method)[:20]}' is not one of {', '.join(METHODS)}", ".request.method")
+            raise _fail(
+                i,
+                f"request.method '{str(method)[:20]}' is not one of {', '.join(METHODS)}",
+                ".request.method",
+            )
         if not isinstance(url, str) or not url:
             raise _fail(i, "request.url is required", ".request.url")
         res_type, res_id, query = _parse_url(i, url)
@@ -124,7 +133,9 @@ def _walk_references(value: Any, fix: Callable[[str], str | None]) -> None:
             stack.extend(v for v in node if isinstance(v, dict | list))
 
 
-def _response(stored: StoredVersion | None, status: int, base: str, *, location: bool = True) -> dict[str, Any]:
+def _response(
+    stored: StoredVersion | None, status: int, base: str, *, location: bool = True
+) -> dict[str, Any]:
     out: dict[str, Any] = {"status": _STATUS_TEXT.get(status, str(status))}
     if stored is not None:
         if location:
@@ -176,7 +187,12 @@ class BundleProcessor:
             if res is not None:
                 item["resource"] = res
             out_entries.append(item)
-        doc = {"resourceType": "Bundle", "type": f"{kind}-response", "timestamp": to_instant(now_us()), "entry": out_entries}
+        doc = {
+            "resourceType": "Bundle",
+            "type": f"{kind}-response",
+            "timestamp": to_instant(now_us()),
+            "entry": out_entries,
+        }
         return jsonio.dumps(doc)
 
     # ---- transaction -------------------------------------------------------------------------
@@ -210,7 +226,9 @@ class BundleProcessor:
             if e.method in ("PUT", "DELETE", "PATCH") and e.res_id:
                 key = (e.res_type, e.res_id)
                 if key in seen_target:
-                    raise _fail(e.index, f"{e.res_type}/{e.res_id} is the target of two entries", ".request.url")
+                    raise _fail(
+                        e.index, f"{e.res_type}/{e.res_id} is the target of two entries", ".request.url"
+                    )
                 seen_target.add(key)
 
     def _run_transaction(self, conn: Connection, entries: list[Entry], *, base: str, prefer: Prefer) -> None:
@@ -246,7 +264,9 @@ class BundleProcessor:
             key = (e.res_type, e.res_id)
             if key in changed:
                 where = ".request.ifNoneExist" if e.if_none_exist else ".request.url"
-                raise _fail(e.index, f"{e.res_type}/{e.res_id} is also the target of entry {changed[key]}", where)
+                raise _fail(
+                    e.index, f"{e.res_type}/{e.res_id} is also the target of entry {changed[key]}", where
+                )
             changed[key] = e.index
         for e in reused:
             key = (e.res_type, e.res_id or "")
@@ -306,7 +326,8 @@ class BundleProcessor:
                     found = self.fhir._match(conn, head, query, lock=False)
                     if len(found) != 1:
                         raise PreconditionFailed(
-                            f"Bundle.entry[{index}]: conditional reference '{ref[:80]}' matched {len(found)} resources",
+                            f"Bundle.entry[{index}]: conditional reference '{ref[:80]}' "
+                            f"matched {len(found)} resources",
                             expression=f"Bundle.entry[{index}].resource",
                         )
                     cache[ref] = f"{head}/{found[0][2]}"
@@ -315,9 +336,8 @@ class BundleProcessor:
 
         for e in entries:
             if isinstance(e.resource, dict) and e.method in ("POST", "PUT"):
-                index = e.index
                 try:
-                    _walk_references(e.resource, lambda ref: fix(ref, index))
+                    _walk_references(e.resource, partial(fix, index=e.index))
                 except HealthbookError as exc:
                     exc.issues = [_at_entry(i, e.index, ".resource") for i in exc.issues]
                     raise
@@ -344,7 +364,11 @@ class BundleProcessor:
         else:
             resource = dict(e.resource)
             if e.method == "PUT" and resource.get("id") not in (None, e.res_id):
-                raise _fail(e.index, f"resource id '{str(resource.get('id'))[:64]}' differs from the URL id", ".resource.id")
+                raise _fail(
+                    e.index,
+                    f"resource id '{str(resource.get('id'))[:64]}' differs from the URL id",
+                    ".resource.id",
+                )
             resource["id"] = e.res_id
             body, _warnings = fhir._checked_body(e.res_type, resource, e.res_id)
             if e.method == "POST":
@@ -361,11 +385,15 @@ class BundleProcessor:
         """PATCH inside a bundle: a Binary whose data is a JSON Patch document."""
         res = e.resource
         if res.get("resourceType") != "Binary" or res.get("contentType") != "application/json-patch+json":
-            raise _fail(e.index, "PATCH entries take a Binary of contentType application/json-patch+json", ".resource")
+            raise _fail(
+                e.index, "PATCH entries take a Binary of contentType application/json-patch+json", ".resource"
+            )
         try:
             ops = jsonio.loads(base64.b64decode(str(res.get("data", "")), validate=True))
         except (binascii.Error, ValueError):
-            raise _fail(e.index, "Binary.data is not base64 of a JSON Patch document", ".resource.data") from None
+            raise _fail(
+                e.index, "Binary.data is not base64 of a JSON Patch document", ".resource.data"
+            ) from None
         cur = self.fhir._current(conn, e.res_type, e.res_id or "", lock=True)
         if cur is None or cur.deleted or cur.content is None:
             raise NotFound(f"{e.res_type}/{e.res_id} is not known")
@@ -383,20 +411,29 @@ class BundleProcessor:
             cur = self.fhir._current(conn, e.res_type, e.res_id)
             if cur is None or cur.deleted or cur.content is None:
                 code = 410 if cur is not None else 404
-                e.response = {"status": f"{code}", "outcome": operation_outcome([Issue("error", "not-found", f"{e.res_type}/{e.res_id} not found")])}
+                e.response = {
+                    "status": f"{code}",
+                    "outcome": operation_outcome(
+                        [Issue("error", "not-found", f"{e.res_type}/{e.res_id} not found")]
+                    ),
+                }
                 return
             e.response = _response(cur, 200, base, location=False)
             if e.method == "GET":
                 e.response["_resource"] = orjson.Fragment(cur.content)
             return
         pairs = parse_qsl(e.query or "", keep_blank_values=True)
-        searcher = SearchService(cast(Database, _OnConnection(conn)), self.search.policy, self.search.settings)
+        searcher = SearchService(
+            cast(Database, _OnConnection(conn)), self.search.policy, self.search.settings
+        )
         body = searcher.search_bundle(Caller.system("bundle"), e.res_type, pairs, base=base, prefer=prefer)
         e.response = {"status": "200 OK", "_resource": orjson.Fragment(body)}
 
     # ---- batch -------------------------------------------------------------------------------
 
-    def _batch_entry(self, caller: Caller, e: Entry, full_urls: set[str], *, base: str, prefer: Prefer) -> None:
+    def _batch_entry(
+        self, caller: Caller, e: Entry, full_urls: set[str], *, base: str, prefer: Prefer
+    ) -> None:
         try:
             if e.method in ("POST", "PUT") and full_urls:
                 _check_independent(e, full_urls)
@@ -405,14 +442,18 @@ class BundleProcessor:
             elif e.method == "PUT" and e.res_id is not None:
                 result = self.fhir.update(caller, e.res_type, e.res_id, e.resource, if_match=e.if_match)
             elif e.method == "PUT":
-                result = self.fhir.conditional_update(caller, e.res_type, e.query or "", e.resource, if_match=e.if_match)
+                result = self.fhir.conditional_update(
+                    caller, e.res_type, e.query or "", e.resource, if_match=e.if_match
+                )
             elif e.method == "DELETE":
                 tomb = (
                     self.fhir.delete(caller, e.res_type, e.res_id)
                     if e.res_id is not None
                     else self.fhir.conditional_delete(caller, e.res_type, e.query or "")
                 )
-                e.response = _response(tomb, 204, base, location=False) if tomb else {"status": "204 No Content"}
+                e.response = (
+                    _response(tomb, 204, base, location=False) if tomb else {"status": "204 No Content"}
+                )
                 return
             elif e.method == "PATCH":
                 if e.res_id is None:
@@ -463,6 +504,12 @@ def _at_entry(issue: Issue, index: int, where: str | None = None) -> Issue:
         new_expr = expr
     else:
         head, dot, rest = expr.partition(".")
-        new_expr = f"{prefix}.resource" + (f".{rest}" if dot else "") if head[:1].isupper() else f"{prefix}.{expr}"
-    text = issue.diagnostics if issue.diagnostics.startswith("Bundle.entry[") else f"{prefix}: {issue.diagnostics}"
+        new_expr = (
+            f"{prefix}.resource" + (f".{rest}" if dot else "") if head[:1].isupper() else f"{prefix}.{expr}"
+        )
+    text = (
+        issue.diagnostics
+        if issue.diagnostics.startswith("Bundle.entry[")
+        else f"{prefix}: {issue.diagnostics}"
+    )
     return Issue(issue.severity, issue.code, text, new_expr)

@@ -62,7 +62,17 @@ class TempPostgres:
 
     def start(self) -> str:
         """Initialise, start and create the 'healthbook' database; returns its URL."""
-        self._run(str(self.bindir / "initdb"), "-D", str(self.data), "-U", "healthbook", "--auth=trust", "-E", "UTF8", "--no-locale")
+        self._run(
+            str(self.bindir / "initdb"),
+            "-D",
+            str(self.data),
+            "-U",
+            "healthbook",
+            "--auth=trust",
+            "-E",
+            "UTF8",
+            "--no-locale",
+        )
         opts = " ".join(f"-c {k}={v}" for k, v in self.settings.items())
         self._run(
             str(self.bindir / "pg_ctl"), "-D", str(self.data), "-l", str(self.root / "server.log"),
@@ -100,7 +110,16 @@ class TempPostgres:
         """Stop the server and remove its files."""
         if self.data.exists():
             subprocess.run(
-                [*self._as_user, str(self.bindir / "pg_ctl"), "-D", str(self.data), "-m", "immediate", "-w", "stop"],
+                [
+                    *self._as_user,
+                    str(self.bindir / "pg_ctl"),
+                    "-D",
+                    str(self.data),
+                    "-m",
+                    "immediate",
+                    "-w",
+                    "stop",
+                ],
                 capture_output=True,
                 check=False,
             )

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import parse_qsl
 
-from sqlalchemy import ColumnElement, false, not_, or_, select
+from sqlalchemy import ColumnElement, false, not_, or_, select, tuple_
 from sqlalchemy.engine import Connection
 
 from healthbook.auth.subject import Caller
@@ -17,7 +17,7 @@ from healthbook.fhir.compartment import NO_PATIENT_PREFIX, compartment_params
 from healthbook.fhir.search import sql
 from healthbook.fhir.search.query import parse
 from healthbook.fhir.service import FhirService, check_id
-from healthbook.fhir.store.schema import resource
+from healthbook.fhir.store.schema import INDEX_TABLES, resource
 from healthbook.fhir.timeutil import parse_instant_us
 from healthbook.fhir.validation import resource_types
 
@@ -55,11 +55,15 @@ def parse_request(
         wanted = tuple(dict.fromkeys(t.strip() for t in types.split(",") if t.strip()))
         unknown = [t for t in wanted if t not in resource_types()]
         if unknown:
-            raise BadRequest(f"_type names unknown resource types: {', '.join(unknown)[:200]}", expression="_type")
+            raise BadRequest(
+                f"_type names unknown resource types: {', '.join(unknown)[:200]}", expression="_type"
+            )
     elif level == "system":
         wanted = tuple(sorted(resource_types()))
     else:
-        wanted = tuple(sorted(t for t in resource_types() if compartment_params("Patient", t) or t == "Patient"))
+        wanted = tuple(
+            sorted(t for t in resource_types() if compartment_params("Patient", t) or t == "Patient")
+        )
     since_us = None
     if since:
         try:
@@ -90,14 +94,42 @@ def _group_members(conn: Connection, fhir: FhirService, group_id: str) -> list[s
     return members
 
 
-def _scope(conn: Connection, fhir: FhirService, req: ExportRequest) -> list[ColumnElement[bool]]:
+def group_members(fhir: FhirService, group_id: str) -> list[str]:
+    """The member patient ids of a Group; NotFound if there is no such Group."""
+    with fhir.db.read() as conn:
+        return _group_members(conn, fhir, group_id)
+
+
+def _scope(
+    conn: Connection, fhir: FhirService, req: ExportRequest
+) -> Callable[[str], list[ColumnElement[bool]]]:
+    """Per resource type, the conditions that keep an export to its patients' compartments."""
     r = resource.c
     if req.level == "patient":
-        return [not_(r.patient_key.startswith(NO_PATIENT_PREFIX))]
+        return lambda rtype: [not_(r.patient_key.startswith(NO_PATIENT_PREFIX))]
     if req.level == "group":
         assert req.group_id is not None
-        return [r.patient_key.in_(_group_members(conn, fhir, req.group_id))]
-    return []
+        members = _group_members(conn, fhir, req.group_id)
+        ref = INDEX_TABLES["reference"].c
+
+        def in_group(rtype: str) -> list[ColumnElement[bool]]:
+            # Filed under a member, or in a member's compartment while filed under another patient
+            # (a resource in two compartments lives under the first patient it names).
+            params = compartment_params("Patient", rtype)
+            if not members:
+                return [false()]
+            if not params:
+                return [r.patient_key.in_(members)]
+            also = select(ref.patient_key, ref.res_type, ref.res_id).where(
+                ref.res_type == rtype,
+                ref.target_type == "Patient",
+                ref.target_id.in_(members),
+                ref.param.in_(params),
+            )
+            return [or_(r.patient_key.in_(members), tuple_(r.patient_key, r.res_type, r.res_id).in_(also))]
+
+        return in_group
+    return lambda rtype: []
 
 
 def export_ndjson(
@@ -118,7 +150,7 @@ def export_ndjson(
     with fhir.db.snapshot() as conn:
         scope = _scope(conn, fhir, req)
         for rtype in req.types:
-            conds: list[ColumnElement[bool]] = [r.res_type == rtype, r.deleted == false(), *scope]
+            conds: list[ColumnElement[bool]] = [r.res_type == rtype, r.deleted == false(), *scope(rtype)]
             if req.since_us is not None:
                 conds.append(r.last_updated >= req.since_us)
             queries = req.type_filters.get(rtype)
@@ -128,6 +160,7 @@ def export_ndjson(
             stmt = select(r.content).where(*conds)
             result = conn.execution_options(stream_results=True, yield_per=FETCH).execute(stmt)
             part, count, handle = 0, 0, None
+            path = out_dir / f"{rtype}.ndjson"
             try:
                 for (content,) in result:
                     if handle is None or count >= LINES_PER_FILE:

@@ -75,7 +75,8 @@ def lines_of(source: str, stream: Iterable[bytes]) -> Iterator[Line]:
 
 def _error(line: Line, issues: list[Issue], sink: ErrorSink) -> None:
     located = [
-        Issue(i.severity, i.code, f"{line.source}:{line.number}: {i.diagnostics}", i.expression) for i in issues
+        Issue(i.severity, i.code, f"{line.source}:{line.number}: {i.diagnostics}", i.expression)
+        for i in issues
     ]
     sink(operation_outcome(located))
 
@@ -111,7 +112,9 @@ def _existing(conn: Connection, keys: list[tuple[str, str]]) -> set[tuple[str, s
     return found
 
 
-def _write_chunk(fhir: FhirService, docs: list[tuple[Line, dict[str, Any]]], stats: ImportStats, sink: ErrorSink) -> None:
+def _write_chunk(
+    fhir: FhirService, docs: list[tuple[Line, dict[str, Any]]], stats: ImportStats, sink: ErrorSink
+) -> None:
     """One transaction: new resources are queued (COPY on PostgreSQL), known ones updated."""
     with fhir.db.write() as conn, batching(conn, copy=True):
         known = _existing(conn, sorted({(d["resourceType"], d["id"]) for _, d in docs}))

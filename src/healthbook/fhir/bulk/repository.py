@@ -43,3 +43,9 @@ def get_job(conn: Connection, job_id: str) -> Job | None:
 def update_job(conn: Connection, job_id: str, **values: object) -> None:
     """Change status, progress or result."""
     conn.execute(update(bulk_job).where(bulk_job.c.id == job_id).values(**values))
+
+
+def update_unless_cancelled(conn: Connection, job_id: str, **values: object) -> bool:
+    """Change a job that was not cancelled meanwhile; False if it was (or is gone)."""
+    stmt = update(bulk_job).where(bulk_job.c.id == job_id, bulk_job.c.status != "cancelled").values(**values)
+    return conn.execute(stmt).rowcount > 0

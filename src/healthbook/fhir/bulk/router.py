@@ -34,11 +34,16 @@ async def _kick_off(request: Request, level: str, group_id: str | None) -> Respo
     params = request.query_params
     fmt = params.get("_outputFormat")
     if fmt is not None and fmt not in NDJSON_FORMATS:
-        raise BadRequest(f"_outputFormat '{fmt[:60]}' is not supported: use application/fhir+ndjson", expression="_outputFormat")
+        raise BadRequest(
+            f"_outputFormat '{fmt[:60]}' is not supported: use application/fhir+ndjson",
+            expression="_outputFormat",
+        )
     for unsupported in ("_elements", "patient", "includeAssociatedData"):
         if unsupported in params:
             raise BadRequest(f"Export parameter {unsupported} is not supported", expression=unsupported)
-    req = parse_request(level, group_id, params.get("_type"), params.get("_since"), params.getlist("_typeFilter"))
+    req = parse_request(
+        level, group_id, params.get("_type"), params.get("_since"), params.getlist("_typeFilter")
+    )
     base = _base(request)
     bulk = _bulk(request)
     job = await run_in_threadpool(

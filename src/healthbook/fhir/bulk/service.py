@@ -16,7 +16,7 @@ from healthbook.auth.subject import Caller
 from healthbook.config import Settings
 from healthbook.errors import Forbidden, NotFound
 from healthbook.fhir.bulk import repository as jobs
-from healthbook.fhir.bulk.export import ExportRequest, export_ndjson
+from healthbook.fhir.bulk.export import ExportRequest, export_ndjson, group_members
 from healthbook.fhir.bulk.ndjson_import import import_lines, lines_of
 from healthbook.fhir.bulk.repository import Job
 from healthbook.fhir.outcomes import Issue, operation_outcome
@@ -59,17 +59,26 @@ class BulkService:
             job = jobs.get_job(conn, job_id)
         return job is None or job.status == "cancelled"
 
+    def _set_unless_cancelled(self, job_id: str, **values: Any) -> bool:
+        """A status change that a cancellation, even a concurrent one, always wins over."""
+        with self.fhir.db.write() as conn:
+            return jobs.update_unless_cancelled(conn, job_id, updated=now_us(), **values)
+
     def _run(self, job: Job, work: Callable[[], dict[str, Any]]) -> None:
         def target() -> None:
-            self._set(job.id, status="running")
+            if not self._set_unless_cancelled(job.id, status="running"):
+                return  # cancelled before it started
             try:
                 manifest = work()
-                if not self._cancelled(job.id):
-                    self._set(job.id, status="completed", result=orjson.dumps(manifest).decode())
+                self._set_unless_cancelled(job.id, status="completed", result=orjson.dumps(manifest).decode())
             except Exception as exc:  # a failed job reports, the server goes on
+                if self._cancelled(job.id):
+                    return  # its files were deleted under it
                 log.error("bulk job %s failed: %s", job.id, type(exc).__name__, exc_info=exc)
-                outcome = operation_outcome([Issue("error", "exception", f"The {job.kind} failed: {type(exc).__name__}")])
-                self._set(job.id, status="failed", result=orjson.dumps(outcome).decode())
+                outcome = operation_outcome(
+                    [Issue("error", "exception", f"The {job.kind} failed: {type(exc).__name__}")]
+                )
+                self._set_unless_cancelled(job.id, status="failed", result=orjson.dumps(outcome).decode())
 
         threading.Thread(target=target, name=f"bulk-{job.id}", daemon=True).start()
 
@@ -79,6 +88,8 @@ class BulkService:
         """Kick off an export; its files are served under file_base/{job}/{name}."""
         for rtype in req.types:
             self.fhir.policy.check(caller, "export", rtype)
+        if req.level == "group" and req.group_id is not None:
+            group_members(self.fhir, req.group_id)  # an unknown Group is a 404 of the kick-off
         job = self._new(caller, "export", request_url)
         out = self.job_dir(job.id)
         transaction_time = to_instant(now_us())
@@ -129,7 +140,13 @@ class BulkService:
                 )
             source.unlink(missing_ok=True)
             error_files = (
-                [{"type": "OperationOutcome", "url": f"{file_base}/{job.id}/errors.ndjson", "count": stats.errors}]
+                [
+                    {
+                        "type": "OperationOutcome",
+                        "url": f"{file_base}/{job.id}/errors.ndjson",
+                        "count": stats.errors,
+                    }
+                ]
                 if stats.errors
                 else []
             )

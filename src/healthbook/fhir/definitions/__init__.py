@@ -3,14 +3,14 @@
 from __future__ import annotations
 
 import json
-from functools import lru_cache
+from functools import cache
 from pathlib import Path
 from typing import Any
 
 R4_DIR = Path(__file__).parent / "r4"
 
 
-@lru_cache(maxsize=None)
+@cache
 def load_json(name: str) -> Any:
     """Load one vendored JSON file once per process."""
     return json.loads((R4_DIR / name).read_text(encoding="utf-8"))

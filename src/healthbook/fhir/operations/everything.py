@@ -9,7 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import orjson
-from sqlalchemy import false, select
+from sqlalchemy import false, select, tuple_
 from sqlalchemy.engine import Connection
 
 from healthbook.auth.subject import Caller
@@ -50,7 +50,9 @@ def parse_query(
         wanted = frozenset(t.strip() for t in types.split(",") if t.strip())
         unknown = sorted(wanted - resource_types())
         if unknown:
-            raise BadRequest(f"_type names unknown resource types: {', '.join(unknown)[:200]}", expression="_type")
+            raise BadRequest(
+                f"_type names unknown resource types: {', '.join(unknown)[:200]}", expression="_type"
+            )
     since_us = None
     if since:
         try:
@@ -91,9 +93,27 @@ def _referenced(conn: Connection, pid: str) -> set[tuple[str, str]]:
     return {(x[0], x[1]) for x in conn.execute(stmt)}
 
 
+def _referenced_by(conn: Connection, owners: list[tuple[str, str, str]]) -> set[tuple[str, str]]:
+    """(type, id) of resources referenced from these resources (patient_key, type, id)."""
+    ref = INDEX_TABLES["reference"].c
+    out: set[tuple[str, str]] = set()
+    for start in range(0, len(owners), 500):
+        stmt = (
+            select(ref.target_type, ref.target_id)
+            .where(
+                tuple_(ref.patient_key, ref.res_type, ref.res_id).in_(owners[start : start + 500]),
+                ref.target_id.is_not(None),
+                ref.target_type.is_not(None),
+            )
+            .distinct()
+        )
+        out.update((x[0], x[1]) for x in conn.execute(stmt))
+    return out
+
+
 def everything(service: FhirService, caller: Caller, q: EverythingQuery) -> tuple[list[Row], int]:
     """The page of rows and the total number of resources in the result."""
-    for pid in q.patient_ids:
+    for _pid in q.patient_ids:
         service.policy.check(caller, "everything", "Patient")
     rows: dict[tuple[str, str], Row] = {}
     with service.db.snapshot() as conn:
@@ -106,7 +126,13 @@ def everything(service: FhirService, caller: Caller, q: EverythingQuery) -> tupl
             for row in own:
                 rows[(row[1], row[2])] = row
             others = {o for o in _other_members(conn, pid) if (o[1], o[2]) not in rows}
-            refs = {k for k in _referenced(conn, pid) if k not in rows}
+            # What the members reference, wherever they are filed; other patients' own Patient
+            # resources are no supporting data of this record (a Group or CareTeam names them).
+            refs = {
+                k
+                for k in _referenced(conn, pid) | _referenced_by(conn, sorted(others))
+                if k not in rows and (k[0] != "Patient" or k[1] in q.patient_ids)
+            }
             fetched = store.current_by_owner(conn, sorted(others)) + store.current_by_key(conn, sorted(refs))
             for row in fetched:
                 if q.since_us is None or row[3] >= q.since_us:
@@ -124,14 +150,25 @@ def everything_bundle(
     page, total = everything(service, caller, q)
 
     entries = [
-        {"fullUrl": f"{base}/{row[1]}/{row[2]}", "resource": orjson.Fragment(row[4] or "{}"), "search": {"mode": "match"}}
+        {
+            "fullUrl": f"{base}/{row[1]}/{row[2]}",
+            "resource": orjson.Fragment(row[4] or "{}"),
+            "search": {"mode": "match"},
+        }
         for row in page
     ]
     keep = {k: v for k, v in params.items() if k not in ("_page_offset",)}
     keep["_count"] = str(q.count)
     links = [("self", bundles.page_url(base, path, {**keep, "_page_offset": str(q.offset)}))]
     if q.offset > 0:
-        links.append(("previous", bundles.page_url(base, path, {**keep, "_page_offset": str(max(0, q.offset - q.count))})))
+        links.append(
+            (
+                "previous",
+                bundles.page_url(base, path, {**keep, "_page_offset": str(max(0, q.offset - q.count))}),
+            )
+        )
     if q.offset + q.count < total:
-        links.append(("next", bundles.page_url(base, path, {**keep, "_page_offset": str(q.offset + q.count)})))
+        links.append(
+            ("next", bundles.page_url(base, path, {**keep, "_page_offset": str(q.offset + q.count)}))
+        )
     return bundles.bundle("searchset", entries, links, total=total)

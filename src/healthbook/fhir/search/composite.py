@@ -8,7 +8,7 @@ or reference), so both conditions apply to the same component, as the specificat
 from __future__ import annotations
 
 from dataclasses import dataclass
-from functools import lru_cache
+from functools import cache
 from typing import Any
 
 from sqlalchemy import ColumnElement, and_, or_
@@ -34,7 +34,7 @@ class CompositeDef:
     second_type: str
 
 
-@lru_cache(maxsize=None)
+@cache
 def composites_for(res_type: str) -> dict[str, CompositeDef]:
     """The indexable composite parameters of a type, by code."""
     definitions = load_json("searchparams.json")
@@ -87,7 +87,10 @@ def _token_keys(value: Any) -> list[tuple[str | None, str]]:
 def _second_values(kind: str, node: Node) -> list[dict[str, Any]]:
     v = node.value
     if kind == "token":
-        return [{"c2_hash_code": hash63(code), "c2_hash_sys_code": hash63(sys or "", code)} for sys, code in _token_keys(v)]
+        return [
+            {"c2_hash_code": hash63(code), "c2_hash_sys_code": hash63(sys or "", code)}
+            for sys, code in _token_keys(v)
+        ]
     if kind in ("quantity", "number"):
         value = v.get("value") if isinstance(v, dict) else v
         if isinstance(value, int | float) and not isinstance(value, bool):
@@ -136,7 +139,11 @@ def extract_composites(resource: dict[str, Any]) -> list[dict[str, Any]]:
             if not isinstance(element.value, dict):
                 continue
             firsts = [k for n in definition.first.evaluate(element.value) for k in _token_keys(n.value)]
-            seconds = [s for n in definition.second.evaluate(element.value) for s in _second_values(definition.second_type, n)]
+            seconds = [
+                s
+                for n in definition.second.evaluate(element.value)
+                for s in _second_values(definition.second_type, n)
+            ]
             for system, first_code in firsts:
                 for second in seconds:
                     rows.append(
@@ -174,7 +181,11 @@ def composite_value_condition(
     kind = definition.second_type
     if kind == "token":
         s_system, s_code = split_pipe(raw)
-        second = c.c2_hash_code == hash63(s_code) if s_system is None else c.c2_hash_sys_code == hash63(s_system, s_code)
+        second = (
+            c.c2_hash_code == hash63(s_code)
+            if s_system is None
+            else c.c2_hash_sys_code == hash63(s_system, s_code)
+        )
     elif kind in ("quantity", "number"):
         prefix, rest = split_prefix(raw)
         pieces = rest.split("|")
@@ -196,7 +207,9 @@ def composite_value_condition(
             prefix = "eq"
         second = range_condition(prefix, c.c2_dlow, c.c2_dhigh, slo, shi)
     elif kind == "string":
-        second = c.c2_text.like(fold(unescape(raw)).replace("%", "\\%").replace("_", "\\_") + "%", escape="\\")
+        second = c.c2_text.like(
+            fold(unescape(raw)).replace("%", "\\%").replace("_", "\\_") + "%", escape="\\"
+        )
     else:
         second = c.c2_text == unescape(raw)
     return and_(first, second)

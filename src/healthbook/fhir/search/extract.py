@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterator
-from functools import lru_cache
+from functools import cache
 from typing import Any
 
 from healthbook.fhir.fhirpath import Node
@@ -50,7 +50,9 @@ def _modifier_tokens(param: ParamDef, rtype: str, nodes: list[Node]) -> Iterator
             continue
         if param.type == "reference" and isinstance(v.get("identifier"), dict):
             ident = v["identifier"]
-            row = _token_row(param, rtype, ident.get("system"), ident.get("value"), None, suffix=":identifier")
+            row = _token_row(
+                param, rtype, ident.get("system"), ident.get("value"), None, suffix=":identifier"
+            )
             if row is not None:
                 yield row
         elif param.type == "token" and isinstance(v.get("value"), str) and isinstance(v.get("type"), dict):
@@ -69,7 +71,7 @@ _NOT_A_PATH = re.compile(
 )
 
 
-@lru_cache(maxsize=None)
+@cache
 def _first_keys(expression: str) -> tuple[str, ...] | None:
     """Top-level element names each union part starts from, or None when that is not plain."""
     names = []
@@ -131,10 +133,18 @@ def _tokens(param: ParamDef, rtype: str, nodes: list[Node]) -> Iterator[Row]:
         v = node.value
         rows: list[Row | None] = []
         if isinstance(v, dict):
-            if "coding" in v or "text" in v and not ("value" in v or "code" in v):
+            if "coding" in v or ("text" in v and not ("value" in v or "code" in v)):
                 for coding in v.get("coding") or []:
                     if isinstance(coding, dict):
-                        rows.append(_token_row(param, rtype, coding.get("system"), coding.get("code"), coding.get("display") or v.get("text")))
+                        rows.append(
+                            _token_row(
+                                param,
+                                rtype,
+                                coding.get("system"),
+                                coding.get("code"),
+                                coding.get("display") or v.get("text"),
+                            )
+                        )
             elif "value" in v and not isinstance(v.get("value"), dict | list):  # Identifier, ContactPoint
                 display = v.get("type", {}).get("text") if isinstance(v.get("type"), dict) else None
                 system = v.get("system")
@@ -164,7 +174,9 @@ def _string_values(v: Any) -> Iterator[str]:
             elif isinstance(part, list):
                 yield from (p for p in part if isinstance(p, str))
         if "family" in v or "given" in v:
-            whole = " ".join([*v.get("given", []), v.get("family", "")] if isinstance(v.get("given"), list) else [])
+            whole = " ".join(
+                [*v.get("given", []), v.get("family", "")] if isinstance(v.get("given"), list) else []
+            )
             if whole.strip():
                 yield whole
 
@@ -173,7 +185,11 @@ def _strings(param: ParamDef, rtype: str, nodes: list[Node]) -> Iterator[Row]:
     for node in nodes:
         for text in _string_values(node.value):
             if text.strip():
-                yield {"param": param.code, "value_norm": fold(text)[:MAX_STRING], "value_exact": text[:MAX_STRING]}
+                yield {
+                    "param": param.code,
+                    "value_norm": fold(text)[:MAX_STRING],
+                    "value_exact": text[:MAX_STRING],
+                }
 
 
 def _references(param: ParamDef, rtype: str, nodes: list[Node]) -> Iterator[Row]:
@@ -186,10 +202,20 @@ def _references(param: ParamDef, rtype: str, nodes: list[Node]) -> Iterator[Row]
         if "_history" in parts:
             parts = parts[: parts.index("_history")]
         if len(parts) == 2 and parts[0][:1].isupper() and "://" not in ref:
-            yield {"param": param.code, "target_type": parts[0], "target_id": parts[1][:64], "target_url": None}
+            yield {
+                "param": param.code,
+                "target_type": parts[0],
+                "target_id": parts[1][:64],
+                "target_url": None,
+            }
         else:
             url = ref.split("|", 1)[0]
-            row: Row = {"param": param.code, "target_type": None, "target_id": None, "target_url": url[:MAX_STRING]}
+            row: Row = {
+                "param": param.code,
+                "target_type": None,
+                "target_id": None,
+                "target_url": url[:MAX_STRING],
+            }
             if len(parts) >= 2 and parts[-2][:1].isupper():
                 row["target_type"], row["target_id"] = parts[-2], parts[-1][:64]
             yield row

@@ -40,7 +40,9 @@ def parse_specs(values: list[str], name: str) -> list[IncludeSpec]:
         if param != "*":
             definition = params_for(source).get(param)
             if definition is None or definition.type != "reference":
-                raise BadRequest(f"{name}: '{param}' is not a reference parameter of {source}", expression=name)
+                raise BadRequest(
+                    f"{name}: '{param}' is not a reference parameter of {source}", expression=name
+                )
         if target is not None and target not in resource_types():
             raise BadRequest(f"{name}: '{target}' is not a resource type", expression=name)
         specs.append(IncludeSpec(source, None if param == "*" else param, target, name.endswith(":iterate")))
@@ -80,7 +82,9 @@ def _fetch_by_key(conn: Connection, keys: set[Key]) -> list[tuple[str, str, str,
     return [(x[0], x[1], x[2], x[4]) for x in store.current_by_key(conn, sorted(keys))]
 
 
-def _fetch_by_owner(conn: Connection, owners: set[tuple[str, str, str]]) -> list[tuple[str, str, str, str | None]]:
+def _fetch_by_owner(
+    conn: Connection, owners: set[tuple[str, str, str]]
+) -> list[tuple[str, str, str, str | None]]:
     return [(x[0], x[1], x[2], x[4]) for x in store.current_by_owner(conn, sorted(owners))]
 
 
@@ -114,7 +118,9 @@ def included(
             break
         out.extend(fresh)
         if len(out) >= MAX_INCLUDED:
-            raise BadRequest(f"_include/_revinclude would add more than {MAX_INCLUDED} resources; page smaller")
+            raise BadRequest(
+                f"_include/_revinclude would add more than {MAX_INCLUDED} resources; page smaller"
+            )
         frontier = [(f[0], f[1], f[2]) for f in fresh]
         if not any(s.iterate for s in [*includes, *revincludes]):
             break

@@ -144,7 +144,9 @@ def common_params(types: tuple[str, ...]) -> dict[str, ParamDef]:
     """Parameters defined (with the same code and type) for every type searched."""
     maps = [params_for(t) for t in types]
     first = maps[0]
-    return {code: p for code, p in first.items() if all(code in m and m[code].type == p.type for m in maps[1:])}
+    return {
+        code: p for code, p in first.items() if all(code in m and m[code].type == p.type for m in maps[1:])
+    }
 
 
 MAX_CHAIN_DEPTH = 4
@@ -164,7 +166,9 @@ def parse(types: tuple[str, ...], pairs: list[tuple[str, str]], *, strict: bool)
             clause = parse_clause(types, name, name, values, depth=0)
         except _Unknown:
             if strict:
-                raise BadRequest(f"Unknown or unsupported search parameter '{name}'", expression=name) from None
+                raise BadRequest(
+                    f"Unknown or unsupported search parameter '{name}'", expression=name
+                ) from None
             query.ignored.append(name)
             continue
         if clause is not None:
@@ -198,7 +202,9 @@ def parse_clause(
         if any(param.code not in composites_for(t) for t in types):
             if depth == 0:
                 raise _Unknown(base)
-            raise BadRequest(f"Composite parameter '{base}' is not supported in chain '{raw}'", expression=raw)
+            raise BadRequest(
+                f"Composite parameter '{base}' is not supported in chain '{raw}'", expression=raw
+            )
     if dot:
         return _parse_chain(param, modifier, rest, raw, values, depth)
     if modifier:

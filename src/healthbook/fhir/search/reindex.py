@@ -32,7 +32,9 @@ def definitions_fingerprint() -> str:
 
 
 def _stored_fingerprint(conn: Connection) -> str | None:
-    value = conn.execute(select(maintenance_state.c.value).where(maintenance_state.c.name == FINGERPRINT)).scalar()
+    value = conn.execute(
+        select(maintenance_state.c.value).where(maintenance_state.c.name == FINGERPRINT)
+    ).scalar()
     return str(value) if value is not None else None
 
 
@@ -65,7 +67,9 @@ class ReindexProgress:
 
 
 def _checkpoint(conn: Connection) -> tuple[str, str, str] | None:
-    raw = conn.execute(select(maintenance_state.c.value).where(maintenance_state.c.name == CHECKPOINT)).scalar()
+    raw = conn.execute(
+        select(maintenance_state.c.value).where(maintenance_state.c.name == CHECKPOINT)
+    ).scalar()
     if raw is None:
         return None
     key = orjson.loads(raw)
@@ -75,7 +79,9 @@ def _checkpoint(conn: Connection) -> tuple[str, str, str] | None:
 def _save(conn: Connection, key: tuple[str, str, str] | None) -> None:
     conn.execute(delete(maintenance_state).where(maintenance_state.c.name == CHECKPOINT))
     if key is not None:
-        conn.execute(insert(maintenance_state).values(name=CHECKPOINT, value=orjson.dumps(list(key)).decode()))
+        conn.execute(
+            insert(maintenance_state).values(name=CHECKPOINT, value=orjson.dumps(list(key)).decode())
+        )
 
 
 def reindex(
@@ -94,7 +100,9 @@ def reindex(
         if restart:
             _save(conn, None)
         start = _checkpoint(conn)
-        total = int(conn.execute(select(func.count()).select_from(resource).where(r.deleted == false())).scalar_one())
+        total = int(
+            conn.execute(select(func.count()).select_from(resource).where(r.deleted == false())).scalar_one()
+        )
         done = 0
         if start is not None:
             done = int(
@@ -119,7 +127,9 @@ def reindex(
             for pk, rtype, rid, content in rows:
                 for table in INDEX_TABLES.values():
                     c = table.c
-                    conn.execute(delete(table).where(c.patient_key == pk, c.res_type == rtype, c.res_id == rid))
+                    conn.execute(
+                        delete(table).where(c.patient_key == pk, c.res_type == rtype, c.res_id == rid)
+                    )
                 owner = {"patient_key": pk, "res_type": rtype, "res_id": rid}
                 for ptype, index_rows in extract(jsonio.loads(content or "{}")).items():
                     conn.execute(insert(INDEX_TABLES[ptype]), [{**owner, **row} for row in index_rows])

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from functools import lru_cache
+from functools import cache
 from typing import Any
 from urllib.parse import parse_qsl
 
@@ -16,11 +16,11 @@ from healthbook.db.engine import Database
 from healthbook.errors import BadRequest
 from healthbook.fhir import bundles, jsonio
 from healthbook.fhir.capability import SearchParamInfo
+from healthbook.fhir.compartment import compartment_names, compartment_params
+from healthbook.fhir.definitions import load_json
 from healthbook.fhir.http import Prefer
 from healthbook.fhir.outcomes import Issue, operation_outcome
 from healthbook.fhir.search import sql
-from healthbook.fhir.compartment import compartment_names, compartment_params
-from healthbook.fhir.definitions import load_json
 from healthbook.fhir.search.composite import composites_for
 from healthbook.fhir.search.extract import extract
 from healthbook.fhir.search.includes import included, parse_specs
@@ -35,13 +35,15 @@ from healthbook.fhir.validation import resource_types
 SUMMARY_MODES = ("true", "false", "text", "data", "count")
 _DELETE_OWNER = {
     ptype: delete(table).where(
-        table.c.patient_key == bindparam("pk"), table.c.res_type == bindparam("t"), table.c.res_id == bindparam("i")
+        table.c.patient_key == bindparam("pk"),
+        table.c.res_type == bindparam("t"),
+        table.c.res_id == bindparam("i"),
     )
     for ptype, table in INDEX_TABLES.items()
 }
 
 
-@lru_cache(maxsize=None)
+@cache
 def _index_types(res_type: str) -> tuple[str, ...]:
     """Index tables that can hold rows of this resource type (token always: :identifier, :of-type)."""
     kinds = {p.type for p in indexed_params(res_type)} | {"token"}
@@ -69,7 +71,11 @@ class SearchService:
             if old_key is not None:
                 queue.index_deletes.append((old_key, stored.res_type, stored.res_id))
             if doc is not None:
-                owner = {"patient_key": stored.patient_key, "res_type": stored.res_type, "res_id": stored.res_id}
+                owner = {
+                    "patient_key": stored.patient_key,
+                    "res_type": stored.res_type,
+                    "res_id": stored.res_id,
+                }
                 for ptype, rows in extract(doc).items():
                     queue.index_rows.setdefault(ptype, []).extend({**owner, **row} for row in rows)
             return
@@ -130,7 +136,11 @@ class SearchService:
         if summary == "count":
             count = 0
         with self.db.snapshot() as conn:
-            rows = conn.execute(sql.page_query(parsed, offset=offset, limit=count + 1, extra=extra)).all() if count else []
+            rows = (
+                conn.execute(sql.page_query(parsed, offset=offset, limit=count + 1, extra=extra)).all()
+                if count
+                else []
+            )
             has_next = len(rows) > count
             rows = rows[:count]
             extra_rows = []
@@ -145,7 +155,9 @@ class SearchService:
         entries = [self._entry(base, r[1], r[2], r[3], parsed, summary, "match") for r in rows]
         entries += [self._entry(base, r[1], r[2], r[3], parsed, summary, "include") for r in extra_rows]
         if parsed.ignored:
-            text = "Ignored unknown or unsupported search parameters: " + ", ".join(sorted(set(parsed.ignored)))
+            text = "Ignored unknown or unsupported search parameters: " + ", ".join(
+                sorted(set(parsed.ignored))
+            )
             outcome = operation_outcome([Issue("warning", "not-supported", text)])
             entries.append({"resource": outcome, "search": {"mode": "outcome"}})
         if compartment is not None:
@@ -285,7 +297,11 @@ def _subset(resource: dict[str, Any], elements: str | None, summary: str | None)
         wanted = frozenset(e.strip().split(".")[-1] for e in elements.split(",") if e.strip())
         out = {k: v for k, v in resource.items() if k in mandatory or _element_name(k, wanted)}
     elif summary == "text":
-        out = {k: v for k, v in resource.items() if k in mandatory or k == "text" or _element_name(k, summary_names)}
+        out = {
+            k: v
+            for k, v in resource.items()
+            if k in mandatory or k == "text" or _element_name(k, summary_names)
+        }
     elif summary == "true":
         out = {k: v for k, v in resource.items() if k in mandatory or _element_name(k, summary_names)}
     else:

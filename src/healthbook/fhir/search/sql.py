@@ -53,7 +53,9 @@ def _token_value(c: Clause, types: tuple[str, ...], value: str, suffix: str = ""
     if c.modifier == "of-type":
         parts = split_pipes(value)
         if len(parts) != 3 or not parts[1] or not parts[2]:
-            raise BadRequest(f"'{value[:80]}' is not type-system|type-code|value for '{c.raw_name}'", expression=c.raw_name)
+            raise BadRequest(
+                f"'{value[:80]}' is not type-system|type-code|value for '{c.raw_name}'", expression=c.raw_name
+            )
         kind = f"{parts[0]}|{parts[1]}"
         return or_(*(t.hash_sys_code == hash63(rtype, pcode, kind, parts[2]) for rtype in types))
     system, code = split_pipe(value)
@@ -125,7 +127,9 @@ def _date_search_range(c: Clause, value: str) -> tuple[str, int, int]:
     try:
         slo, shi = date_range(text)
     except (ValueError, OverflowError):
-        raise BadRequest(f"'{value[:60]}' is not a valid date for '{c.raw_name}'", expression=c.raw_name) from None
+        raise BadRequest(
+            f"'{value[:60]}' is not a valid date for '{c.raw_name}'", expression=c.raw_name
+        ) from None
     if prefix == "ap":
         now = time.time_ns() // 1000
         spread = max(abs(now - slo) // 10, 86_400_000_000)
@@ -177,7 +181,9 @@ def _quantity_value(c: Clause, value: str) -> ColumnElement[bool]:
     prefix, rest = split_prefix(value)
     parts = rest.split("|")
     if len(parts) not in (1, 3):
-        raise BadRequest(f"'{value[:60]}' is not number|system|code for '{c.raw_name}'", expression=c.raw_name)
+        raise BadRequest(
+            f"'{value[:60]}' is not number|system|code for '{c.raw_name}'", expression=c.raw_name
+        )
     cond = number_condition(prefix, t.low, parts[0], c.raw_name)
     if len(parts) == 3:
         system, code = parts[1], parts[2]
@@ -281,7 +287,9 @@ def clause_condition(r: FromClause, c: Clause, types: tuple[str, ...]) -> Column
     return _owner_in(r, table, types, c.param.code, or_(*(value_fn(c, v) for v in c.values)))
 
 
-def compartment_condition(r: FromClause, types: tuple[str, ...], params: list[str], target: tuple[str, str]) -> ColumnElement[bool]:
+def compartment_condition(
+    r: FromClause, types: tuple[str, ...], params: list[str], target: tuple[str, str]
+) -> ColumnElement[bool]:
     """Membership of a compartment: any of the compartment's reference parameters points at target."""
     ref = INDEX_TABLES["reference"].c
     sub = select(ref.patient_key, ref.res_type, ref.res_id).where(
@@ -293,10 +301,14 @@ def compartment_condition(r: FromClause, types: tuple[str, ...], params: list[st
     return tuple_(r.c.patient_key, r.c.res_type, r.c.res_id).in_(sub)
 
 
-def where_clause(r: FromClause, query: ParsedQuery, extra: list[ColumnElement[bool]] | None = None) -> ColumnElement[bool]:
+def where_clause(
+    r: FromClause, query: ParsedQuery, extra: list[ColumnElement[bool]] | None = None
+) -> ColumnElement[bool]:
     """All clauses AND-ed, restricted to live resources of the searched types."""
     types = query.types
-    conds: list[ColumnElement[bool]] = [r.c.res_type == types[0] if len(types) == 1 else r.c.res_type.in_(types)]
+    conds: list[ColumnElement[bool]] = [
+        r.c.res_type == types[0] if len(types) == 1 else r.c.res_type.in_(types)
+    ]
     conds.append(r.c.deleted == false())
     conds.extend(clause_condition(r, c, types) for c in query.clauses)
     conds.extend(extra or [])

@@ -5,8 +5,8 @@ from __future__ import annotations
 import calendar
 import re
 import unicodedata
-from functools import lru_cache
 from decimal import Decimal, InvalidOperation
+from functools import lru_cache
 
 from healthbook.fhir.timeutil import parse_instant_us
 
@@ -32,7 +32,9 @@ def date_range(text: str) -> tuple[int, int]:
     year, month, day, time_part = m.groups()
     y = int(year)
     if month is None:
-        return parse_instant_us(f"{y:04d}-01-01T00:00:00Z"), parse_instant_us(f"{y + 1:04d}-01-01T00:00:00Z") - 1
+        return parse_instant_us(f"{y:04d}-01-01T00:00:00Z"), parse_instant_us(
+            f"{y + 1:04d}-01-01T00:00:00Z"
+        ) - 1
     mo = int(month)
     if not 1 <= mo <= 12:
         raise ValueError(f"'{text}' has an invalid month")

@@ -21,7 +21,12 @@ _r = resource.c
 _UPDATE_CURRENT = (
     update(resource)
     .where(_r.patient_key == bindparam("pk"), _r.res_type == bindparam("t"), _r.res_id == bindparam("i"))
-    .values(version_id=bindparam("v"), last_updated=bindparam("ts"), deleted=bindparam("del"), content=bindparam("c"))
+    .values(
+        version_id=bindparam("v"),
+        last_updated=bindparam("ts"),
+        deleted=bindparam("del"),
+        content=bindparam("c"),
+    )
 )
 
 
@@ -66,7 +71,13 @@ class PendingWrites:
 
     def clear(self) -> None:
         """Forget what was sent; the COPY preference stays."""
-        for rows in (self.locators, self.versions, self.new_current, self.updated_current, self.index_deletes):
+        for rows in (
+            self.locators,
+            self.versions,
+            self.new_current,
+            self.updated_current,
+            self.index_deletes,
+        ):
             rows.clear()
         self.index_rows.clear()
         self.keys.clear()

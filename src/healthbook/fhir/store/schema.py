@@ -130,7 +130,13 @@ idx_quantity = _index_table(
     Column("low", Float(precision=53), nullable=False),
     Column("high", Float(precision=53), nullable=False),
 )
-Index("ix_idx_quantity_range", idx_quantity.c.res_type, idx_quantity.c.param, idx_quantity.c.code, idx_quantity.c.low)
+Index(
+    "ix_idx_quantity_range",
+    idx_quantity.c.res_type,
+    idx_quantity.c.param,
+    idx_quantity.c.code,
+    idx_quantity.c.low,
+)
 Index("ix_idx_quantity_owner", idx_quantity.c.patient_key, idx_quantity.c.res_type, idx_quantity.c.res_id)
 
 idx_uri = _index_table("idx_uri", Column("uri", Text, nullable=False))

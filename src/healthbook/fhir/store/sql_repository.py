@@ -79,7 +79,9 @@ def current(
     return StoredVersion(patient_key, res_type, res_id, row[0], row[1], bool(row[2]), row[3])
 
 
-def version(conn: Connection, patient_key: str, res_type: str, res_id: str, version_id: int) -> StoredVersion | None:
+def version(
+    conn: Connection, patient_key: str, res_type: str, res_id: str, version_id: int
+) -> StoredVersion | None:
     """One historical version."""
     row = conn.execute(_VERSION, {"pk": patient_key, "t": res_type, "i": res_id, "v": version_id}).first()
     if row is None:

@@ -39,7 +39,9 @@ def upgrade() -> None:
         sa.Column("last_updated", sa.BigInteger, nullable=False),
         sa.Column("method", sa.String(8), nullable=False),
         sa.Column("content", sa.Text, nullable=True),
-        sa.PrimaryKeyConstraint("patient_key", "res_type", "res_id", "version_id", name="pk_resource_version"),
+        sa.PrimaryKeyConstraint(
+            "patient_key", "res_type", "res_id", "version_id", name="pk_resource_version"
+        ),
     )
     op.create_index("ix_resource_version_updated", "resource_version", ["last_updated"])
     op.create_index("ix_resource_version_type_updated", "resource_version", ["res_type", "last_updated"])

@@ -92,5 +92,13 @@ def upgrade() -> None:
 
 def downgrade() -> None:
     """Drop the index tables."""
-    for name in ("idx_uri", "idx_quantity", "idx_number", "idx_date", "idx_reference", "idx_string", "idx_token"):
+    for name in (
+        "idx_uri",
+        "idx_quantity",
+        "idx_number",
+        "idx_date",
+        "idx_reference",
+        "idx_string",
+        "idx_token",
+    ):
         op.drop_table(name)

@@ -1,0 +1,42 @@
+"""The SQL a search request runs (compiled with literal binds) and its EXPLAIN (ANALYZE, BUFFERS)."""
+
+from __future__ import annotations
+
+from urllib.parse import parse_qsl, urlsplit
+
+from sqlalchemy.dialects import postgresql
+from sqlalchemy.sql.elements import ClauseElement
+
+from healthbook.fhir.search import sql
+from healthbook.fhir.search.query import parse
+
+DEFAULT_COUNT = 50
+
+
+def _literal(stmt: ClauseElement) -> str:
+    dialect = postgresql.dialect()  # type: ignore[no-untyped-call]
+    compiled = stmt.compile(dialect=dialect, compile_kwargs={"literal_binds": True})
+    return str(compiled).replace("%%", "%")  # pyformat escaping; the SQL runs without parameters
+
+
+def statements(path: str) -> list[tuple[str, str]]:
+    """(label, SQL) of the page query and, unless _total=none, the count query of a GET path."""
+    parts = urlsplit(path)
+    res_type = parts.path.rstrip("/").rsplit("/", 1)[-1]
+    pairs = parse_qsl(parts.query, keep_blank_values=True)
+    parsed = parse((res_type,), pairs, strict=False)
+    page = sql.page_query(parsed, offset=0, limit=DEFAULT_COUNT + 1)
+    out = [("page query (page_query, LIMIT 51)", _literal(page))]
+    if (parsed.control("_total") or "accurate") != "none":
+        out.append(("count query (count_query, for Bundle.total)", _literal(sql.count_query(parsed))))
+    return out
+
+
+def explain(url: str, statement: str) -> str:
+    """EXPLAIN (ANALYZE, BUFFERS) text of one statement, run twice (the second, warm, plan is kept)."""
+    import psycopg
+
+    with psycopg.connect(url, autocommit=True) as conn:
+        conn.execute(f"EXPLAIN (ANALYZE, BUFFERS) {statement}")  # bench-internal SQL compiled above
+        rows = conn.execute(f"EXPLAIN (ANALYZE, BUFFERS) {statement}").fetchall()
+    return "\n".join(str(r[0]) for r in rows)

@@ -1,0 +1,45 @@
+"""Identifier systems, code systems and extension URLs of the synthetic population, in one place for reuse."""
+
+from __future__ import annotations
+
+# Identifiers (the lead's choice; reused by the identity work).
+CCCD = "http://fhir.ehealth.gov.vn/core/NamingSystem/cccd"
+BHYT = "http://fhir.ehealth.gov.vn/core/NamingSystem/bhyt"
+FACILITY_CODE = "http://fhir.ehealth.gov.vn/core/NamingSystem/facility-code"
+# Practising-certificate number (chứng chỉ hành nghề), used for MA_BAC_SI in XML 130; chosen by synth.
+PRACTISING_CERTIFICATE = "http://fhir.ehealth.gov.vn/core/NamingSystem/practising-certificate"
+# Synthetic identifiers that only the generator uses (episode keys, referral slips, donations).
+SYNTH_ID = "http://fhir.ehealth.gov.vn/core/NamingSystem/synth"
+
+# Code systems.
+ICD10 = "http://hl7.org/fhir/sid/icd-10"
+CVX = "http://hl7.org/fhir/sid/cvx"
+LOINC = "http://loinc.org"
+UCUM = "http://unitsofmeasure.org"
+SNOMED = "http://snomed.info/sct"
+ATC = "http://www.whocc.no/atc"
+V3_ACT_CODE = "http://terminology.hl7.org/CodeSystem/v3-ActCode"
+V3_ROLE_CODE = "http://terminology.hl7.org/CodeSystem/v3-RoleCode"
+V2_0131 = "http://terminology.hl7.org/CodeSystem/v2-0131"
+OBSERVATION_CATEGORY = "http://terminology.hl7.org/CodeSystem/observation-category"
+CONDITION_CATEGORY = "http://terminology.hl7.org/CodeSystem/condition-category"
+CONDITION_CLINICAL = "http://terminology.hl7.org/CodeSystem/condition-clinical"
+CONDITION_VERIFICATION = "http://terminology.hl7.org/CodeSystem/condition-ver-status"
+OBSERVATION_INTERPRETATION = "http://terminology.hl7.org/CodeSystem/v3-ObservationInterpretation"
+DIAGNOSTIC_SERVICE = "http://terminology.hl7.org/CodeSystem/v2-0074"
+ORGANIZATION_TYPE = "http://terminology.hl7.org/CodeSystem/organization-type"
+COVERAGE_TYPE = "http://terminology.hl7.org/CodeSystem/v3-ActCode"
+PRACTITIONER_ROLE = "http://terminology.hl7.org/CodeSystem/practitioner-role"
+MED_REQUEST_CATEGORY = "http://terminology.hl7.org/CodeSystem/medicationrequest-category"
+EPISODE_TYPE = "http://terminology.hl7.org/CodeSystem/episodeofcare-type"
+# Vietnamese code systems (administrative units of 2025, facility levels, BHYT beneficiary categories).
+ADMIN_UNIT_2025 = "http://fhir.ehealth.gov.vn/core/CodeSystem/admin-unit-2025"
+FACILITY_LEVEL = "http://fhir.ehealth.gov.vn/core/CodeSystem/facility-level"
+BHYT_CATEGORY = "http://fhir.ehealth.gov.vn/core/CodeSystem/bhyt-category"
+SYNTH_PROCEDURE = "http://fhir.ehealth.gov.vn/core/CodeSystem/synth-procedure"
+
+# Extensions on Address carrying the 2025 commune (5 digits) and province (2 digits) codes.
+EXT_PROVINCE = "http://fhir.ehealth.gov.vn/core/StructureDefinition/address-province"
+EXT_COMMUNE = "http://fhir.ehealth.gov.vn/core/StructureDefinition/address-commune"
+# Marks every generated resource, so synthetic data can never pass for real records.
+SYNTH_TAG = {"system": "http://fhir.ehealth.gov.vn/core/CodeSystem/data-origin", "code": "synthetic"}

@@ -1,0 +1,190 @@
+"""Writing the population: NDJSON per type or a transaction Bundle per citizen, in parallel, reproducibly."""
+
+from __future__ import annotations
+
+import gc
+import multiprocessing
+import os
+import re
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import orjson
+
+from healthbook.synth.generate import Config, Generator, Resource
+from healthbook.synth.population import BLOCK
+
+FORMATS = ("ndjson", "bundles", "xml130")
+FACILITY_BUNDLE_SIZE = 5000  # entries per facility bundle (the server accepts up to 20,000)
+_REF = re.compile(rb'"reference":"([A-Za-z]+)/([0-9a-f-]{36})"')
+
+
+@dataclass
+class Summary:
+    """What a run wrote."""
+
+    citizens: int = 0
+    resources: int = 0
+    bytes: int = 0
+    seconds: float = 0.0
+    cpu_seconds: float = 0.0
+    by_type: dict[str, int] = field(default_factory=dict)
+
+    def add(self, rtype: str, count: int, size: int) -> None:
+        """Count resources of a type and their bytes."""
+        self.by_type[rtype] = self.by_type.get(rtype, 0) + count
+        self.resources += count
+        self.bytes += size
+
+
+# Per-process generator, created once by the pool initializer (or lazily in the parent).
+_GEN: Generator | None = None
+
+
+def _init(config: Config) -> None:
+    global _GEN
+    _GEN = Generator(config)
+    gc.freeze()  # the admin units and facility network live for the whole run: keep them out of collections
+
+
+def _gen() -> Generator:
+    assert _GEN is not None
+    return _GEN
+
+
+def ndjson_block(block: int) -> tuple[int, dict[str, bytes], dict[str, int], float]:
+    """One block as NDJSON text per resource type, with counts and the CPU time it took."""
+    started = time.process_time()
+    lines: dict[str, list[bytes]] = {}
+    for record in _gen().block(block):
+        for res in record:
+            rtype = res["resourceType"]
+            bucket = lines.get(rtype)
+            if bucket is None:
+                bucket = lines[rtype] = []
+            bucket.append(orjson.dumps(res))
+    text = {t: b"\n".join(v) + b"\n" for t, v in lines.items()}
+    return block, text, {t: len(v) for t, v in lines.items()}, time.process_time() - started
+
+
+def bundle_bytes(record: list[Resource]) -> bytes:
+    """A transaction Bundle of one record: urn:uuid fullUrls, PUT with the resource's own id."""
+    local = {(r["resourceType"].encode(), r["id"].encode()) for r in record}
+
+    def relink(m: re.Match[bytes]) -> bytes:
+        if (m.group(1), m.group(2)) in local:
+            return b'"reference":"urn:uuid:' + m.group(2) + b'"'
+        return m.group(0)
+
+    entries = []
+    for res in record:
+        rid = res["id"].encode()
+        body = _REF.sub(relink, orjson.dumps(res))
+        entries.append(
+            b'{"fullUrl":"urn:uuid:' + rid + b'","resource":' + body
+            + b',"request":{"method":"PUT","url":"' + res["resourceType"].encode() + b"/" + rid + b'"}}'
+        )  # fmt: skip
+    return b'{"resourceType":"Bundle","type":"transaction","entry":[' + b",".join(entries) + b"]}"
+
+
+def bundles_block(block: int) -> tuple[int, list[bytes], dict[str, int], float]:
+    """One block as one transaction Bundle per citizen, in index order."""
+    started = time.process_time()
+    out: list[bytes] = []
+    counts: dict[str, int] = {}
+    for record in _gen().block(block):
+        out.append(bundle_bytes(record))
+        for res in record:
+            counts[res["resourceType"]] = counts.get(res["resourceType"], 0) + 1
+    return block, out, counts, time.process_time() - started
+
+
+def prepare(out: Path, overwrite: bool) -> None:
+    """Create the output folder; refuse to mix with an earlier run unless told to replace it."""
+    out.mkdir(parents=True, exist_ok=True)
+    old = [p for p in out.rglob("*") if p.is_file() and p.suffix in (".ndjson", ".json", ".xml")]
+    if old and not overwrite:
+        raise FileExistsError(f"{out} already holds {len(old)} output files; use --overwrite to replace them")
+    for p in old:
+        p.unlink()
+
+
+def _blocks(config: Config, workers: int, task: Callable[[int], Any]) -> Iterator[Any]:
+    """Block results in block order, computed by a pool of processes (or in this one)."""
+    if workers <= 1 or config.blocks <= 1:
+        _init(config)
+        for b in range(config.blocks):
+            yield task(b)
+        return
+    method = "fork" if "fork" in multiprocessing.get_all_start_methods() else "spawn"
+    ctx = multiprocessing.get_context(method)
+    with ctx.Pool(workers, initializer=_init, initargs=(config,)) as pool:
+        yield from pool.imap(task, range(config.blocks), chunksize=1)
+
+
+def write_ndjson(
+    config: Config, out: Path, workers: int, progress: Callable[[int], None] | None = None
+) -> Summary:
+    """DIR/<Type>.ndjson: facilities first, then every block in order, streamed to disk."""
+    started = time.monotonic()
+    summary = Summary(citizens=config.citizens)
+    handles: dict[str, Any] = {}
+
+    def write(rtype: str, data: bytes, count: int) -> None:
+        h = handles.get(rtype)
+        if h is None:
+            h = handles[rtype] = open(out / f"{rtype}.ndjson", "wb", buffering=1 << 20)
+        h.write(data)
+        summary.add(rtype, count, len(data))
+
+    try:
+        for res in Generator(config).facility_resources():
+            write(res["resourceType"], orjson.dumps(res) + b"\n", 1)
+        for block, text, counts, cpu in _blocks(config, workers, ndjson_block):
+            for rtype in sorted(text):
+                write(rtype, text[rtype], counts[rtype])
+            summary.cpu_seconds += cpu
+            if progress is not None:
+                progress(config.block_size(block))
+    finally:
+        for h in handles.values():
+            h.close()
+    summary.seconds = time.monotonic() - started
+    return summary
+
+
+def write_bundles(
+    config: Config, out: Path, workers: int, progress: Callable[[int], None] | None = None
+) -> Summary:
+    """DIR/facilities/NNN.json (shared resources, load first), then DIR/citizens/BBBBB/IIIIIIII.json."""
+    started = time.monotonic()
+    summary = Summary(citizens=config.citizens)
+    shared = list(Generator(config).facility_resources())
+    (out / "facilities").mkdir(exist_ok=True)
+    for n in range(0, len(shared), FACILITY_BUNDLE_SIZE):
+        data = bundle_bytes(shared[n : n + FACILITY_BUNDLE_SIZE])
+        (out / "facilities" / f"{n // FACILITY_BUNDLE_SIZE:03d}.json").write_bytes(data)
+        for res in shared[n : n + FACILITY_BUNDLE_SIZE]:
+            summary.add(res["resourceType"], 1, 0)
+        summary.bytes += len(data)
+    for block, bundles, counts, cpu in _blocks(config, workers, bundles_block):
+        folder = out / "citizens" / f"{block:05d}"
+        folder.mkdir(parents=True, exist_ok=True)
+        for position, data in enumerate(bundles):
+            (folder / f"{block * BLOCK + position:08d}.json").write_bytes(data)
+            summary.bytes += len(data)
+        for rtype, count in counts.items():
+            summary.add(rtype, count, 0)
+        summary.cpu_seconds += cpu
+        if progress is not None:
+            progress(config.block_size(block))
+    summary.seconds = time.monotonic() - started
+    return summary
+
+
+def default_workers() -> int:
+    """One worker per core."""
+    return max(1, len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1))
