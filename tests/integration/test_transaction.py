@@ -16,7 +16,7 @@ from fastapi.testclient import TestClient
 
 from .conftest import TableCounts, outcome
 
-SYNTHEA = Path("/work/shared/test-material/synthea-100")
+SYNTHEA = Path(__file__).resolve().parents[3] / "shared" / "test-material" / "synthea-100"
 FHIR_JSON = {"content-type": "application/fhir+json", "accept": "application/fhir+json"}
 SYS = "urn:healthbook:tx-test"
 SMALL_BUNDLE = "Dwain_McGlynn_7515d14b-843b-4210-8b6b-a33ab253d560.json.gz"  # 96 entries
