@@ -11,7 +11,7 @@ from typing import Any
 
 import orjson
 
-SYNTHEA = Path(__file__).resolve().parents[3] / "shared" / "test-material" / "synthea-100"
+SYNTHEA = Path(__file__).resolve().parents[2] / "shared" / "test-material" / "synthea-100"
 _UUID = re.compile(rb"([0-9a-f]{8})(-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12})")
 _URN_REF = re.compile(rb'"reference":"urn:uuid:([0-9a-f-]{36})"')
 BIG_PATIENT = "bench-big-patient"

@@ -15,7 +15,7 @@ from typing import Any
 
 import orjson
 
-SYNTHEA = Path(__file__).resolve().parents[3] / "shared" / "test-material" / "synthea-100"
+SYNTHEA = Path(__file__).resolve().parents[2] / "shared" / "test-material" / "synthea-100"
 FORMAT = 2  # bump when the generated lines change, so that old caches are not reused
 SHARED_TYPES = ("Organization", "Practitioner")
 _UUID = re.compile(rb"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
