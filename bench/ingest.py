@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import cProfile
+import dataclasses
 import datetime as dt
 import http.client
 import io
@@ -648,9 +649,9 @@ def main(argv: list[str]) -> int:
         raise SystemExit(f"unknown scenario(s): {', '.join(unknown)}")
     plan = SMOKE if args.smoke else QUICK if args.quick else FULL
     if args.sizes:
-        plan = Plan(**{**plan.__dict__, "scale_sizes": tuple(int(s) for s in args.sizes.split(","))})
+        plan = dataclasses.replace(plan, scale_sizes=tuple(int(s) for s in args.sizes.split(",")))
     if args.batch:
-        plan = Plan(**{**plan.__dict__, "scale_batch": args.batch, "profile_lines": args.batch})
+        plan = dataclasses.replace(plan, scale_batch=args.batch, profile_lines=args.batch)
     env.install_signal_handlers()
     from healthbook.testing.postgres import TempPostgres
 

@@ -23,20 +23,9 @@ from healthbook.db.engine import Database
 from healthbook.db.migrate import upgrade
 from healthbook.testing.postgres import TempPostgres
 from tests.conftest import fetch_examples
-from tests.unit.test_validation_examples import KNOWN_INVALID
+from tests.unit.test_validation_examples import DEFINITION_PREFIXES, KNOWN_INVALID
 
-DEFINITIONAL = (
-    "StructureDefinition-",
-    "SearchParameter-",
-    "ValueSet-",
-    "CodeSystem-",
-    "ConceptMap-",
-    "OperationDefinition-",
-    "CompartmentDefinition-",
-    "CapabilityStatement-",
-    "NamingSystem-",
-    "ImplementationGuide-",
-)
+DEFINITIONAL = DEFINITION_PREFIXES
 H = {"content-type": "application/fhir+json"}
 pytestmark = pytest.mark.slow
 

@@ -11,8 +11,12 @@ import pytest
 
 from healthbook.fhir.jsonio import loads
 from healthbook.fhir.validation import validate_resource
+from tests.conftest import fetch_examples
 
-EXAMPLES = Path(os.environ.get("HEALTHBOOK_R4_EXAMPLES", "/tmp/npmx/package"))
+# The official package, fetched from npm by the test set-up (or a local copy named by the variable).
+EXAMPLES = (
+    Path(os.environ["HEALTHBOOK_R4_EXAMPLES"]) if "HEALTHBOOK_R4_EXAMPLES" in os.environ else fetch_examples()
+)
 DEFINITION_PREFIXES = (
     "StructureDefinition-",
     "SearchParameter-",
@@ -26,7 +30,6 @@ DEFINITION_PREFIXES = (
     "ImplementationGuide-",
 )
 
-pytestmark = pytest.mark.skipif(not EXAMPLES.is_dir(), reason=f"R4 examples not found at {EXAMPLES}")
 
 # Examples that violate the R4 specification, with the reason and where.
 KNOWN_INVALID = {

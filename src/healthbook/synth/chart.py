@@ -46,12 +46,12 @@ MOTHER = [_cc(sy.V3_ROLE_CODE, "MTH", "mother", "Mẹ")]
 BP_CODE = _cc(sy.LOINC, "85354-9", "Blood pressure panel with all children optional", "Huyết áp")
 SYSTOLIC = _cc(sy.LOINC, "8480-6", "Systolic blood pressure", "Huyết áp tâm thu")
 DIASTOLIC = _cc(sy.LOINC, "8462-4", "Diastolic blood pressure", "Huyết áp tâm trương")
-_CODE_CACHE: dict[tuple[str, str], dict[str, Any]] = {}
+_CODE_CACHE: dict[tuple[str, str, str | None, str | None], dict[str, Any]] = {}
 
 
 def code_of(system: str, code: str, display: str | None, text: str | None = None) -> dict[str, Any]:
     """A shared CodeableConcept, built once per code."""
-    key = (system, code)
+    key = (system, code, display, text)
     cc = _CODE_CACHE.get(key)
     if cc is None:
         cc = _CODE_CACHE[key] = _cc(system, code, display, text)

@@ -40,13 +40,17 @@ class Summary:
         self.bytes += size
 
 
-# Per-process generator, created once by the pool initializer (or lazily in the parent).
+# Per-process state, set by the pool initializer (or in the parent when working alone).
 _GEN: Generator | None = None
+_OUT: Path | None = None  # where ndjson_block appends its block itself
+_TURN: Any = None  # shared counter: the block whose turn it is to be appended
+_COND: Any = None  # guards _TURN
 
 
-def _init(config: Config) -> None:
-    global _GEN
+def _init(config: Config, out: Path | None = None, turn: Any = None, cond: Any = None) -> None:
+    global _GEN, _OUT, _TURN, _COND
     _GEN = Generator(config)
+    _OUT, _TURN, _COND = out, turn, cond
     gc.freeze()  # the admin units and facility network live for the whole run: keep them out of collections
 
 
@@ -55,8 +59,12 @@ def _gen() -> Generator:
     return _GEN
 
 
-def ndjson_block(block: int) -> tuple[int, dict[str, bytes], dict[str, int], float]:
-    """One block as NDJSON text per resource type, with counts and the CPU time it took."""
+def ndjson_block(block: int) -> tuple[int, dict[str, int], dict[str, int], float]:
+    """Render one block as NDJSON per type and append it to DIR/<Type>.ndjson when its turn comes.
+
+    Workers append the blocks themselves, strictly in block order, so no data goes through the parent.
+    Returns the block, its resource counts and bytes per type, and the CPU time it took.
+    """
     started = time.process_time()
     lines: dict[str, list[bytes]] = {}
     for record in _gen().block(block):
@@ -66,8 +74,22 @@ def ndjson_block(block: int) -> tuple[int, dict[str, bytes], dict[str, int], flo
             if bucket is None:
                 bucket = lines[rtype] = []
             bucket.append(orjson.dumps(res))
-    text = {t: b"\n".join(v) + b"\n" for t, v in lines.items()}
-    return block, text, {t: len(v) for t, v in lines.items()}, time.process_time() - started
+    text = {t: b"\n".join(v) + b"\n" for t, v in sorted(lines.items())}
+    assert _OUT is not None
+    if _COND is not None:
+        with _COND:
+            _COND.wait_for(lambda: _TURN.value == block)
+    try:
+        for rtype, data in text.items():
+            with open(_OUT / f"{rtype}.ndjson", "ab") as handle:
+                handle.write(data)
+    finally:
+        if _COND is not None:
+            with _COND:
+                _TURN.value = block + 1
+                _COND.notify_all()
+    sizes = {t: len(v) for t, v in text.items()}
+    return block, {t: len(v) for t, v in lines.items()}, sizes, time.process_time() - started
 
 
 def bundle_bytes(record: list[Resource]) -> bytes:
@@ -112,16 +134,21 @@ def prepare(out: Path, overwrite: bool) -> None:
         p.unlink()
 
 
-def _blocks(config: Config, workers: int, task: Callable[[int], Any]) -> Iterator[Any]:
+def _blocks(
+    config: Config, workers: int, task: Callable[[int], Any], out: Path | None = None
+) -> Iterator[Any]:
     """Block results in block order, computed by a pool of processes (or in this one)."""
     if workers <= 1 or config.blocks <= 1:
-        _init(config)
+        _init(config, out)
         for b in range(config.blocks):
             yield task(b)
         return
     method = "fork" if "fork" in multiprocessing.get_all_start_methods() else "spawn"
     ctx = multiprocessing.get_context(method)
-    with ctx.Pool(workers, initializer=_init, initargs=(config,)) as pool:
+    turn, cond = ctx.Value("q", 0, lock=False), ctx.Condition()
+    # Each worker holds one block at a time and blocks are handed out in order, so waiting for an
+    # earlier block's turn always ends.
+    with ctx.Pool(workers, initializer=_init, initargs=(config, out, turn, cond)) as pool:
         yield from pool.imap(task, range(config.blocks), chunksize=1)
 
 
@@ -131,27 +158,19 @@ def write_ndjson(
     """DIR/<Type>.ndjson: facilities first, then every block in order, streamed to disk."""
     started = time.monotonic()
     summary = Summary(citizens=config.citizens)
-    handles: dict[str, Any] = {}
-
-    def write(rtype: str, data: bytes, count: int) -> None:
-        h = handles.get(rtype)
-        if h is None:
-            h = handles[rtype] = open(out / f"{rtype}.ndjson", "wb", buffering=1 << 20)
-        h.write(data)
-        summary.add(rtype, count, len(data))
-
-    try:
-        for res in Generator(config).facility_resources():
-            write(res["resourceType"], orjson.dumps(res) + b"\n", 1)
-        for block, text, counts, cpu in _blocks(config, workers, ndjson_block):
-            for rtype in sorted(text):
-                write(rtype, text[rtype], counts[rtype])
-            summary.cpu_seconds += cpu
-            if progress is not None:
-                progress(config.block_size(block))
-    finally:
-        for h in handles.values():
-            h.close()
+    shared: dict[str, list[bytes]] = {}
+    for res in Generator(config).facility_resources():
+        shared.setdefault(res["resourceType"], []).append(orjson.dumps(res) + b"\n")
+    for rtype, lines in shared.items():
+        data = b"".join(lines)
+        (out / f"{rtype}.ndjson").write_bytes(data)
+        summary.add(rtype, len(lines), len(data))
+    for block, counts, sizes, cpu in _blocks(config, workers, ndjson_block, out):
+        for rtype, count in counts.items():
+            summary.add(rtype, count, sizes[rtype])
+        summary.cpu_seconds += cpu
+        if progress is not None:
+            progress(config.block_size(block))
     summary.seconds = time.monotonic() - started
     return summary
 

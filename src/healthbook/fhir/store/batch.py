@@ -18,7 +18,7 @@ from healthbook.fhir.store.schema import INDEX_TABLES, resource, resource_locato
 
 _KEY = "healthbook_pending"
 _r = resource.c
-_UPDATE_CURRENT = (
+UPDATE_CURRENT = (  # shared with sql_repository
     update(resource)
     .where(_r.patient_key == bindparam("pk"), _r.res_type == bindparam("t"), _r.res_id == bindparam("i"))
     .values(
@@ -66,7 +66,7 @@ class PendingWrites:
             else:
                 conn.execute(insert(table), rows)
         if self.updated_current:
-            conn.execute(_UPDATE_CURRENT, self.updated_current)
+            conn.execute(UPDATE_CURRENT, self.updated_current)
         self.clear()
 
     def clear(self) -> None:

@@ -10,6 +10,7 @@ from sqlalchemy import and_, bindparam, delete, false, func, insert, literal, se
 from sqlalchemy.engine import Connection
 from sqlalchemy.sql import Select
 
+from healthbook.fhir.store.batch import UPDATE_CURRENT as _UPDATE_CURRENT
 from healthbook.fhir.store.batch import flush_if_pending, pending
 from healthbook.fhir.store.schema import resource, resource_locator, resource_version
 
@@ -49,16 +50,6 @@ _UPDATE_LOCATOR = (
 )
 _INSERT_VERSION = insert(resource_version)
 _INSERT_CURRENT = insert(resource)
-_UPDATE_CURRENT = (
-    update(resource)
-    .where(_r.patient_key == bindparam("pk"), _r.res_type == bindparam("t"), _r.res_id == bindparam("i"))
-    .values(
-        version_id=bindparam("v"),
-        last_updated=bindparam("ts"),
-        deleted=bindparam("del"),
-        content=bindparam("c"),
-    )
-)
 
 
 def locate(conn: Connection, res_type: str, res_id: str) -> str | None:
