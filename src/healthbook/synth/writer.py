@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import collections
 import gc
 import multiprocessing
 import os
 import re
 import time
+import traceback
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -40,17 +42,14 @@ class Summary:
         self.bytes += size
 
 
-# Per-process state, set by the pool initializer (or in the parent when working alone).
+# Per-process state, set by _init in each worker (or in the parent when working alone).
 _GEN: Generator | None = None
-_OUT: Path | None = None  # where ndjson_block appends its block itself
-_TURN: Any = None  # shared counter: the block whose turn it is to be appended
-_COND: Any = None  # guards _TURN
+MAX_PENDING = 3  # rendered blocks a worker may hold while an earlier block is still being made elsewhere
 
 
-def _init(config: Config, out: Path | None = None, turn: Any = None, cond: Any = None) -> None:
-    global _GEN, _OUT, _TURN, _COND
+def _init(config: Config) -> None:
+    global _GEN
     _GEN = Generator(config)
-    _OUT, _TURN, _COND = out, turn, cond
     gc.freeze()  # the admin units and facility network live for the whole run: keep them out of collections
 
 
@@ -59,12 +58,18 @@ def _gen() -> Generator:
     return _GEN
 
 
-def ndjson_block(block: int) -> tuple[int, dict[str, int], dict[str, int], float]:
-    """Render one block as NDJSON per type and append it to DIR/<Type>.ndjson when its turn comes.
+@dataclass
+class Rendered:
+    """One block as NDJSON text per resource type, with its counts and the CPU time it took."""
 
-    Workers append the blocks themselves, strictly in block order, so no data goes through the parent.
-    Returns the block, its resource counts and bytes per type, and the CPU time it took.
-    """
+    block: int
+    text: dict[str, bytes]
+    counts: dict[str, int]
+    cpu: float
+
+
+def render_ndjson(block: int) -> Rendered:
+    """One block as NDJSON per resource type (types in name order)."""
     started = time.process_time()
     lines: dict[str, list[bytes]] = {}
     for record in _gen().block(block):
@@ -75,21 +80,78 @@ def ndjson_block(block: int) -> tuple[int, dict[str, int], dict[str, int], float
                 bucket = lines[rtype] = []
             bucket.append(orjson.dumps(res))
     text = {t: b"\n".join(v) + b"\n" for t, v in sorted(lines.items())}
-    assert _OUT is not None
-    if _COND is not None:
-        with _COND:
-            _COND.wait_for(lambda: _TURN.value == block)
+    return Rendered(block, text, {t: len(v) for t, v in lines.items()}, time.process_time() - started)
+
+
+def _append(out: Path, rendered: Rendered) -> None:
+    for rtype, data in rendered.text.items():
+        with open(out / f"{rtype}.ndjson", "ab") as handle:
+            handle.write(data)
+
+
+def _ndjson_worker(k: int, n: int, config: Config, out: Path, turn: Any, cond: Any, report: Any) -> None:
+    """Worker k of n: renders blocks k, k+n, ... and appends each one when all earlier blocks are written.
+
+    Blocks are appended strictly in order, so the files do not depend on the number of workers; a worker
+    keeps up to MAX_PENDING rendered blocks instead of waiting, and no data goes through the parent.
+    """
     try:
-        for rtype, data in text.items():
-            with open(_OUT / f"{rtype}.ndjson", "ab") as handle:
-                handle.write(data)
+        _init(config)
+        pending: collections.deque[Rendered] = collections.deque()
+        blocks = list(range(k, config.blocks, n))
+        for position, block in enumerate(blocks):
+            pending.append(render_ndjson(block))
+            last = position == len(blocks) - 1
+            while pending:
+                head = pending[0]
+                with cond:
+                    if turn.value != head.block:
+                        if not (last or len(pending) > MAX_PENDING):
+                            break
+                        cond.wait_for(lambda head=head: turn.value == head.block)
+                _append(out, head)
+                with cond:
+                    turn.value = head.block + 1
+                    cond.notify_all()
+                pending.popleft()
+                report.put((head.block, head.counts, {t: len(v) for t, v in head.text.items()}, head.cpu))
+    except BaseException:
+        report.put((-1, traceback.format_exc(), {}, 0.0))
+        raise
+
+
+def _ndjson_blocks(
+    config: Config, out: Path, workers: int
+) -> Iterator[tuple[int, dict[str, int], dict[str, int], float]]:
+    """(block, counts, sizes, cpu) of every block as it is appended, by `workers` processes or this one."""
+    if workers <= 1 or config.blocks <= 1:
+        _init(config)
+        for b in range(config.blocks):
+            r = render_ndjson(b)
+            _append(out, r)
+            yield b, r.counts, {t: len(v) for t, v in r.text.items()}, r.cpu
+        return
+    method = "fork" if "fork" in multiprocessing.get_all_start_methods() else "spawn"
+    ctx: Any = multiprocessing.get_context(method)  # typeshed's BaseContext lacks Process
+    turn, cond, report = ctx.Value("q", 0, lock=False), ctx.Condition(), ctx.Queue()
+    procs = [
+        ctx.Process(target=_ndjson_worker, args=(k, workers, config, out, turn, cond, report), daemon=True)
+        for k in range(min(workers, config.blocks))
+    ]
+    for proc in procs:
+        proc.start()
+    try:
+        for _ in range(config.blocks):
+            item = report.get()
+            if item[0] < 0:
+                raise RuntimeError(f"a generator process failed:\n{item[1]}")
+            yield item
+        for proc in procs:
+            proc.join()
     finally:
-        if _COND is not None:
-            with _COND:
-                _TURN.value = block + 1
-                _COND.notify_all()
-    sizes = {t: len(v) for t, v in text.items()}
-    return block, {t: len(v) for t, v in lines.items()}, sizes, time.process_time() - started
+        for proc in procs:
+            if proc.is_alive():
+                proc.terminate()
 
 
 def bundle_bytes(record: list[Resource]) -> bytes:
@@ -134,21 +196,16 @@ def prepare(out: Path, overwrite: bool) -> None:
         p.unlink()
 
 
-def _blocks(
-    config: Config, workers: int, task: Callable[[int], Any], out: Path | None = None
-) -> Iterator[Any]:
+def _blocks(config: Config, workers: int, task: Callable[[int], Any]) -> Iterator[Any]:
     """Block results in block order, computed by a pool of processes (or in this one)."""
     if workers <= 1 or config.blocks <= 1:
-        _init(config, out)
+        _init(config)
         for b in range(config.blocks):
             yield task(b)
         return
     method = "fork" if "fork" in multiprocessing.get_all_start_methods() else "spawn"
     ctx = multiprocessing.get_context(method)
-    turn, cond = ctx.Value("q", 0, lock=False), ctx.Condition()
-    # Each worker holds one block at a time and blocks are handed out in order, so waiting for an
-    # earlier block's turn always ends.
-    with ctx.Pool(workers, initializer=_init, initargs=(config, out, turn, cond)) as pool:
+    with ctx.Pool(workers, initializer=_init, initargs=(config,)) as pool:
         yield from pool.imap(task, range(config.blocks), chunksize=1)
 
 
@@ -165,7 +222,7 @@ def write_ndjson(
         data = b"".join(lines)
         (out / f"{rtype}.ndjson").write_bytes(data)
         summary.add(rtype, len(lines), len(data))
-    for block, counts, sizes, cpu in _blocks(config, workers, ndjson_block, out):
+    for block, counts, sizes, cpu in _ndjson_blocks(config, out, workers):
         for rtype, count in counts.items():
             summary.add(rtype, count, sizes[rtype])
         summary.cpu_seconds += cpu

@@ -87,6 +87,9 @@ def _base64_matcher(regex: str) -> Callable[[str], object]:
     return match
 
 
+_CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f]")
+
+
 def _string_check(name: str, regex: str | None, max_length: int | None) -> PrimitiveCheck:
     """JSON string, non-empty, matching the type's regex and within its maximum length."""
     match: Callable[[str], object] | None = None
@@ -104,6 +107,8 @@ def _string_check(name: str, regex: str | None, max_length: int | None) -> Primi
             return "must not be an empty string"
         if limit and len(value) > limit:
             return f"is longer than the maximum of {limit} characters for {name}"
+        if _CONTROL.search(value) is not None:
+            return "contains a control character (below U+0020 other than tab, CR, LF; datatypes.html#string)"
         if match is not None and not match(value):
             return f"has value {show(value)} that is not a valid {name}"
         if dates and not _valid_day(value):
