@@ -70,8 +70,11 @@ def measure_shape(
     client: Client, pg: BenchPostgres, shape: Shape, pools: Pools, args: argparse.Namespace, suffix: str = ""
 ) -> ShapeResult:
     """Warm up, then time args.queries requests of one shape (bounded by args.shape_seconds)."""
+    warm_until = time.monotonic() + args.shape_seconds / 4
     for path in draw(shape, pools, args.warmup, args.seed + 1):
         client.get(path + suffix)
+        if time.monotonic() > warm_until:
+            break
     pg.execute("SELECT pg_stat_statements_reset()")
     result = ShapeResult(shape.name + (f" +{suffix.lstrip('&')}" if suffix else ""), [])
     deadline = time.monotonic() + args.shape_seconds

@@ -78,3 +78,15 @@ def test_bundles_load_as_transactions(client: TestClient, tmp_path: Path) -> Non
     assert everything.json()["total"] == sum(
         e["resource"]["resourceType"] == "Encounter" for e in first["entry"]
     )
+
+
+def test_load_demo_stores_everything_and_names_people_to_try(services: Services) -> None:
+    from healthbook.synth.demo import load_demo
+
+    loaded = load_demo(services.fhir, citizens=30, seed=2)
+    assert not loaded.errors
+    assert loaded.stats.by_type["Patient"] == 30
+    assert loaded.showcase
+    for person in loaded.showcase:
+        assert len(person.cccd) == 12
+        assert services.fhir.read(Caller.system("t"), "Patient", person.patient_id) is not None
