@@ -169,6 +169,7 @@ def machine(db_url: str | None) -> dict[str, str]:
             row = conn.execute("SHOW server_version").fetchone()
             pg = str(row[0]) if row else "unknown"
     return {
+        "commit": _commit(),
         "nproc": str(os.cpu_count()),
         "cpu": cpu,
         "memory": mem,
@@ -176,3 +177,19 @@ def machine(db_url: str | None) -> dict[str, str]:
         "python": platform.python_version(),
         "postgresql": pg,
     }
+
+
+def _commit() -> str:
+    """The checked-out commit, and whether src/ has uncommitted changes (the code that was measured)."""
+    root = Path(__file__).resolve().parent.parent
+    try:
+        head = subprocess.run(
+            ["git", "rev-parse", "--short", "HEAD"], cwd=root, capture_output=True, text=True
+        )
+        dirty = subprocess.run(
+            ["git", "status", "--porcelain", "src"], cwd=root, capture_output=True, text=True
+        )
+    except OSError:
+        return "unknown"
+    name = head.stdout.strip() or "unknown"
+    return f"{name} + uncommitted changes in src/" if dirty.stdout.strip() else name

@@ -41,8 +41,13 @@ def _tables() -> list[Table]:
     return [resource_locator, resource_version, resource, *INDEX_TABLES.values()]
 
 
-def sql_clone(url: str, source_prefix: str, target: int, *, on_progress: Callable[[str], None]) -> int:
-    """Copy the resources whose ids start with source_prefix until `target` resources are stored."""
+def sql_clone(
+    url: str, source_prefix: str, target: int, *, first_clone: int, on_progress: Callable[[str], None]
+) -> int:
+    """Copy the resources whose ids start with source_prefix until `target` are stored; returns the copies made.
+
+    Copy n gets the uuid prefix of first_clone + n: a later call must start after the copies of earlier ones.
+    """
     with psycopg.connect(url) as conn:
         have = _count(conn, "resource")
         for table in _tables():
@@ -59,7 +64,7 @@ def sql_clone(url: str, source_prefix: str, target: int, *, on_progress: Callabl
         t0 = time.perf_counter()
         while done < copies:
             n = min(CLONES_PER_TRANSACTION, copies - done)
-            first = FIRST_CLONE + done
+            first = first_clone + done
             for table in _tables():
                 cols = [c.name for c in table.columns]
                 select = ", ".join(_expr(table.name, c, source_prefix) for c in cols)
@@ -76,7 +81,7 @@ def sql_clone(url: str, source_prefix: str, target: int, *, on_progress: Callabl
         for table in _tables():
             conn.execute(f"DROP TABLE src_{table.name}")
         conn.commit()
-    return copies * per_copy
+    return copies
 
 
 def _count(conn: psycopg.Connection[tuple[object, ...]], table: str) -> int:

@@ -21,7 +21,7 @@ from types import FrameType
 from typing import Any
 
 from search_data import FORMAT, count_lines, ensure_dataset, iter_docs
-from search_explain import explain, statements
+from search_explain import explain, explain_generic, literal, statements
 from search_pg import PG_SETTINGS, BenchPostgres, Processes, import_files, loadavg, read_meta, server
 from search_report import SECTION, human, section, text_table, write_section
 from search_report import headers as table_headers
@@ -220,7 +220,11 @@ def explain_slowest(pg: BenchPostgres, size: dict[str, Any]) -> dict[str, Any]:
     log(f"EXPLAIN (ANALYZE, BUFFERS) of {slowest['name']}: {path}")
     out = []
     for label, stmt in statements(path):
-        out.append((label, stmt, explain(pg.url, stmt)))
+        text = literal(stmt)
+        out.append(
+            (f"{label}, generic plan (as the warm server runs it)", text, explain_generic(pg.url, stmt))
+        )
+        out.append((f"{label}, custom plan (values inlined)", text, explain(pg.url, text)))
     return {"shape": slowest["name"], "path": path, "statements": out}
 
 

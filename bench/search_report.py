@@ -72,6 +72,7 @@ def rows(run: dict[str, Any], kinds: dict[str, str], key: str = "shapes") -> lis
                 f"{_f(a['db_ms_per_request'])} / {_f(b['db_ms_per_request'])}",
                 f"{_f(a['median_total'])} / {_f(b['median_total'])}",
                 str(errors),
+                f"{len(a['samples'])} / {len(b['samples'])}",
             ]
         )
     return out
@@ -92,6 +93,7 @@ def headers(run: dict[str, Any]) -> list[str]:
         f"DB ms/req {s} / {lg}",
         "median total",
         "non-200",
+        "n",
     ]
 
 
@@ -147,7 +149,9 @@ def section(run: dict[str, Any], kinds: dict[str, str], examples: dict[str, str]
         "p99 < 50 ms; "
         "chained/_has/_include/_revinclude p99 < 150 ms; growth < 1.5× for every shape. "
         '"DB ms/req" = PostgreSQL execution time per request from pg_stat_statements (all statements of '
-        'the request: page, count, includes). "median total" = median Bundle.total (the server\'s default '
+        'the request: page, count, includes). "non-200" includes client time-outs (60 s). "n" = timed '
+        'requests (fewer than asked when the 60 s budget per shape ran out). "median total" = median '
+        "Bundle.total (the server's default "
         "`_total` is `accurate`, so every shape above also counts all its matches).",
     ]
     if any(size.get("variants") for size in run["sizes"]):

@@ -18,6 +18,7 @@ from urllib.parse import quote
 import orjson
 
 LOINC = "http://loinc.org"
+TIMEOUT = 60.0  # seconds; a slower answer counts as a failure (status 0)
 MAX_INCLUDED = 1000  # healthbook.fhir.search.includes.MAX_INCLUDED: more included resources answer 400
 _DIGITS = re.compile(r"\d+$")
 
@@ -162,7 +163,7 @@ class Client:
 
     def __init__(self, port: int):
         self.port = port
-        self.conn = http.client.HTTPConnection("127.0.0.1", port, timeout=120)
+        self.conn = http.client.HTTPConnection("127.0.0.1", port, timeout=TIMEOUT)
 
     def get(self, path: str) -> Sample:
         """GET path; the time covers sending the request and reading the whole body."""
@@ -171,9 +172,13 @@ class Client:
             self.conn.request("GET", path, headers={"Accept": "application/fhir+json"})
             resp = self.conn.getresponse()
             body = resp.read()
+        except TimeoutError:
+            self.conn.close()  # counted as a failed request (status 0) on a fresh connection
+            self.conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=TIMEOUT)
+            return Sample(path, (time.perf_counter() - start) * 1000, 0, 0, None)
         except (http.client.HTTPException, OSError):
             self.conn.close()
-            self.conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=120)
+            self.conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=TIMEOUT)
             raise
         ms = (time.perf_counter() - start) * 1000
         entries, total = 0, None
