@@ -33,6 +33,12 @@ def compartment_params(compartment: str, res_type: str) -> list[str]:
     return definitions.get(compartment, {}).get(res_type, [])
 
 
+@cache
+def member_params(compartment: str, types: tuple[str, ...]) -> tuple[str, ...]:
+    """Sorted parameters that put any of `types` into a compartment (computed once per request shape)."""
+    return tuple(sorted({p for t in types for p in compartment_params(compartment, t)}))
+
+
 def compartment_names() -> frozenset[str]:
     """Compartment types defined by R4 (Patient, Encounter, RelatedPerson, Practitioner, Device)."""
     definitions: dict[str, dict[str, list[str]]] = load_json("compartments.json")

@@ -15,7 +15,7 @@ from sqlalchemy.engine import Connection
 from healthbook.auth.subject import Caller
 from healthbook.errors import BadRequest, NotFound
 from healthbook.fhir import bundles
-from healthbook.fhir.compartment import compartment_params
+from healthbook.fhir.compartment import member_params
 from healthbook.fhir.service import FhirService, check_id
 from healthbook.fhir.store import sql_repository as store
 from healthbook.fhir.store.schema import INDEX_TABLES, resource
@@ -75,7 +75,7 @@ def _own_shard(conn: Connection, pid: str, q: EverythingQuery) -> list[Row]:
 def _other_members(conn: Connection, pid: str) -> set[tuple[str, str, str]]:
     """Compartment members filed under another patient_key (they reference this patient too)."""
     ref = INDEX_TABLES["reference"].c
-    params = sorted({p for t in resource_types() for p in compartment_params("Patient", t)})
+    params = member_params("Patient", tuple(sorted(resource_types())))
     stmt = select(ref.patient_key, ref.res_type, ref.res_id).where(
         ref.target_type == "Patient", ref.target_id == pid, ref.param.in_(params), ref.patient_key != pid
     )

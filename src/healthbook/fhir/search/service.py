@@ -16,7 +16,7 @@ from healthbook.db.engine import Database
 from healthbook.errors import BadRequest
 from healthbook.fhir import bundles, jsonio
 from healthbook.fhir.capability import SearchParamInfo
-from healthbook.fhir.compartment import compartment_names, compartment_params
+from healthbook.fhir.compartment import compartment_names, member_params
 from healthbook.fhir.definitions import load_json
 from healthbook.fhir.http import Prefer
 from healthbook.fhir.outcomes import Issue, operation_outcome
@@ -176,7 +176,7 @@ class SearchService:
         if name not in compartment_names():
             raise BadRequest(f"'{name}' is not a compartment type")
         check_id(cid)
-        params = sorted({p for t in types for p in compartment_params(name, t)})
+        params = list(member_params(name, types))
         if not params:
             raise BadRequest(f"{types[0]} resources are never in a {name} compartment")
         conds = [sql.compartment_condition(resource, types, params, (name, cid))]
