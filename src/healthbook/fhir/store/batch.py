@@ -11,8 +11,10 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
+import psycopg
 from sqlalchemy import Table, bindparam, delete, insert, tuple_, update
 from sqlalchemy.engine import Connection
+from sqlalchemy.exc import IntegrityError
 
 from healthbook.fhir.store.schema import INDEX_TABLES, resource, resource_locator, resource_version
 
@@ -92,9 +94,13 @@ def _copy(conn: Connection, table: Table, rows: list[dict[str, Any]]) -> None:
     raw = conn.connection.driver_connection
     assert raw is not None
     sql = f"COPY {table.name} ({', '.join(columns)}) FROM STDIN"  # names from our own schema
-    with raw.cursor() as cur, cur.copy(sql) as copy:
-        for row in rows:
-            copy.write_row([row[c] for c in columns])
+    try:
+        with raw.cursor() as cur, cur.copy(sql) as copy:
+            for row in rows:
+                copy.write_row([row[c] for c in columns])
+    except psycopg.errors.IntegrityError as exc:
+        # Same exception type as the executemany path, so the callers' retry on a duplicate id applies.
+        raise IntegrityError(sql, None, exc) from exc
 
 
 def pending(conn: Connection) -> PendingWrites | None:
