@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 from collections.abc import Iterable, Mapping, Sequence
+from functools import cache
 from xml.sax.saxutils import escape
 
 from healthbook.imports.xml130 import fields
@@ -12,27 +13,45 @@ DECLARATION = b'<?xml version="1.0" encoding="utf-8"?>\n'
 Row = Mapping[str, str | None]
 
 
-def _row(name: str, row: Row, order: list[str], all_fields: bool) -> str:
-    names = order + [k for k in row if k not in order]
-    parts = []
-    for n in names:
+@cache
+def _layout(table: str) -> tuple[tuple[tuple[str, str, str, str], ...], frozenset[str]]:
+    """Per field: name, opening tag, closing tag, empty element; and the set of names."""
+    names = fields.field_names(table)
+    return tuple((n, f"<{n}>", f"</{n}>", f"<{n}/>") for n in names), frozenset(names)
+
+
+def _text(value: object) -> str:
+    text = str(value)
+    return escape(text) if ("&" in text or "<" in text or ">" in text) else text
+
+
+def _row(name: str, row: Row, table: str, all_fields: bool) -> str:
+    layout, known = _layout(table)
+    parts = [f"<{name}>"]
+    for n, opening, closing, empty in layout:
         value = row.get(n)
         if value is None or value == "":
-            if all_fields and n in order:
-                parts.append(f"<{n}/>")
+            if all_fields:
+                parts.append(empty)
             continue
-        parts.append(f"<{n}>{escape(str(value))}</{n}>")
-    return f"<{name}>{''.join(parts)}</{name}>"
+        text = value if isinstance(value, str) else str(value)
+        if "&" in text or "<" in text or ">" in text:
+            text = escape(text)
+        parts.append(opening + text + closing)
+    for n, value in row.items():
+        if n not in known and value not in (None, ""):
+            parts.append(f"<{n}>{_text(value)}</{n}>")
+    parts.append(f"</{name}>")
+    return "".join(parts)
 
 
 def table_document(table: str, rows: Sequence[Row], *, all_fields: bool = True) -> bytes:
     """One table as CV 1245 lays it out: root, list element where the table has one, a row element per row."""
     root, row_name = fields.ROOTS[table]
-    order = fields.field_names(table)
     if table in fields.SINGLE_ROW:
-        body = "".join(_row(root, r, order, all_fields) for r in rows[:1])
+        body = "".join(_row(root, r, table, all_fields) for r in rows[:1])
         return DECLARATION + body.encode("utf-8")
-    inner = "".join(_row(row_name, r, order, all_fields) for r in rows)
+    inner = "".join(_row(row_name, r, table, all_fields) for r in rows)
     listed = fields.LISTS.get(table)
     if listed:
         inner = f"<{listed}>{inner}</{listed}>"

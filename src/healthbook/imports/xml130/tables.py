@@ -6,6 +6,7 @@ import datetime as dt
 import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from functools import cache
 from typing import Any
 
 from healthbook.imports.xml130 import fields
@@ -202,41 +203,75 @@ def _normalise(f: fields.Field, value: str, problems: list[Problem], where: dict
     return value
 
 
+@dataclass(frozen=True, slots=True)
+class _Plan:
+    """What to check for one field, worked out once: most values only need a length check."""
+
+    field: fields.Field
+    typed: bool  # not a plain string: _check_value applies
+    coded: bool  # single-code, code-list or ICD-10 rules apply
+    fix: Callable[[str], str | None] | None
+
+
+@cache
+def _plans(table: str) -> dict[str, _Plan]:
+    out = {}
+    for name, f in fields.spec(table).fields.items():
+        coded = (
+            name in SINGLE_CODES
+            or table in SINGLE_CODE_TABLES.get(name, ())
+            or name in CODES
+            or name in ("MA_BENH_CHINH", "MA_BENH_KT")
+        )
+        out[name] = _Plan(f, f.kind != "string", coded, _FIXES.get(name))
+    return out
+
+
+def _tag(elem: Any) -> str:
+    tag = elem.tag
+    if type(tag) is not str:
+        return ""
+    return tag.rsplit("}", 1)[-1] if tag[:1] == "{" else tag
+
+
 def read_table(name: str, root: Any, ma_lk: str | None = None) -> Table:
     """The rows of a parsed table document: elements that have a MA_LK child, root included."""
     table = Table(name)
-    spec = fields.spec(name)
+    plans = _plans(name)
+    problems = table.problems
     expected_root, expected_row = fields.ROOTS.get(name, (None, None))
-    if expected_root and _local(root.tag) != expected_root:
-        table.problems.append(
-            warning("structure", f"root element <{_local(root.tag)[:60]}> (expected <{expected_root}>)",
-                    table=name)
-        )  # fmt: skip
-    row_elems = [e for e in root.iter() if any(_local(c.tag) == "MA_LK" for c in e)]
+    if expected_root and _tag(root) != expected_root:
+        problems.append(
+            warning("structure", f"root element <{_tag(root)[:60]}> (expected <{expected_root}>)", table=name)
+        )
+    row_elems = list(dict.fromkeys(m.getparent() for m in root.iter("{*}MA_LK") if m.getparent() is not None))
+    if root.tag == "MA_LK":
+        row_elems = []
     if not row_elems:
-        table.problems.append(
+        problems.append(
             error("structure", "the table has no row (no element with a MA_LK child)", table=name)
         )
         return table
     unknown: dict[str, int] = {}
     for number, elem in enumerate(row_elems, start=1):
-        if expected_row and _local(elem.tag) != expected_row and elem is not root:
-            table.problems.append(
-                warning("structure", f"row element <{_local(elem.tag)[:60]}> (expected <{expected_row}>)",
+        if expected_row and elem is not root and _tag(elem) != expected_row:
+            problems.append(
+                warning("structure", f"row element <{_tag(elem)[:60]}> (expected <{expected_row}>)",
                         table=name, row=number)
             )  # fmt: skip
-        row = Row(name, number, {}, elem.sourceline)
+        values: dict[str, str] = {}
+        row = Row(name, number, values, elem.sourceline)
         present: set[str] = set()
         for child in elem:
-            tag = _local(child.tag)
+            tag = _tag(child)
             if not tag:
                 continue
-            f = spec.fields.get(tag)
-            if f is None:
-                unknown[tag] = unknown.get(tag, number)
+            plan = plans.get(tag)
+            if plan is None:
+                unknown.setdefault(tag, number)
                 continue
             if len(child):
-                table.problems.append(
+                problems.append(
                     error(
                         "structure",
                         "holds XML elements instead of a value",
@@ -246,36 +281,47 @@ def read_table(name: str, root: Any, ma_lk: str | None = None) -> Table:
                     )
                 )
                 continue
-            raw = child.text if isinstance(child.text, str) else ""
-            value = raw.strip()
+            text = child.text
+            value = text.strip() if text else ""
             if not value:
                 continue
             present.add(tag)
-            where = {"table": name, "row": number, "field": tag, "value": value}
-            if tag in row.values:
-                table.problems.append(error("structure", "occurs twice in the row", **where))
+            if tag in values:
+                problems.append(
+                    Problem("error", "structure", "occurs twice in the row", name, number, tag, value)
+                )
                 continue
             if _CONTROL.search(value):
-                table.problems.append(error("value", "contains a control character", **where))
+                problems.append(
+                    Problem("error", "value", "contains a control character", name, number, tag, value)
+                )
                 continue
-            value = _normalise(f, value, table.problems, where)
-            where["value"] = value
+            if plan.fix is not None:
+                value = _normalise(plan.field, value, problems, {"table": name, "row": number, "field": tag,
+                                                                 "value": value})  # fmt: skip
             bad = False
-            for severity, code, message in _check_value(f, value):
-                table.problems.append(Problem(severity, code, message, name, number, tag, value))
-                bad = bad or severity == "error"
-            bad = _check_codes(name, tag, value, table.problems, where) or bad
+            if plan.typed:
+                for severity, code, message in _check_value(plan.field, value):
+                    problems.append(Problem(severity, code, message, name, number, tag, value))
+                    bad = bad or severity == "error"
+            elif plan.field.max_len is not None and len(value) > plan.field.max_len:
+                message = f"is longer than {plan.field.max_len} characters"
+                problems.append(Problem("error", "too-long", message, name, number, tag, value))
+                bad = True
+            if plan.coded:
+                where = {"table": name, "row": number, "field": tag, "value": value}
+                bad = _check_codes(name, tag, value, problems, where) or bad
             if not bad:
-                row.values[tag] = value
-        _check_required(name, row, present, table.problems)
-        if ma_lk is not None and row.get("MA_LK") not in (None, ma_lk):
-            table.problems.append(
+                values[tag] = value
+        _check_required(name, row, present, problems)
+        if ma_lk is not None and values.get("MA_LK") not in (None, ma_lk):
+            problems.append(
                 error("invalid", f"MA_LK differs from XML1's '{ma_lk}': this row has no XML1",
-                      table=name, row=number, field="MA_LK", value=row.values["MA_LK"])
+                      table=name, row=number, field="MA_LK", value=values["MA_LK"])
             )  # fmt: skip
         table.rows.append(row)
     for tag, first in sorted(unknown.items()):
-        table.problems.append(
+        problems.append(
             warning("not-supported", "is not a field of this table in QĐ 4750; ignored", table=name, row=first,
                     field=tag)
         )  # fmt: skip
