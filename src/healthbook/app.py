@@ -25,6 +25,7 @@ from healthbook.fhir.router import Services
 from healthbook.fhir.router import router as fhir_router
 from healthbook.fhir.search.service import SearchService
 from healthbook.fhir.service import FhirService
+from healthbook.imports.xml130.router import router as xml130_router
 
 log = logging.getLogger("healthbook")
 
@@ -100,8 +101,9 @@ def create_app(settings: Settings | None = None, services: Services | None = Non
         issue = Issue("fatal", "exception", "Internal server error; nothing was stored by this request")
         return outcome_response([issue], 500)
 
-    # Bulk routes first: they are more specific than the generic [type]/[id] ones.
+    # Bulk and import routes first: they are more specific than the generic [type]/[id] ones.
     app.router.routes.extend(bulk_router.routes("/fhir"))
+    app.router.routes.extend(xml130_router.routes("/fhir"))
     app.router.routes.extend(fhir_router.routes("/fhir"))
 
     @app.get("/")

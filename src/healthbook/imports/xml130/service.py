@@ -43,7 +43,7 @@ SHARED_TYPES = frozenset({"Patient", "Organization", "Practitioner"})
 LOOKUP_BATCH = 200  # identifiers per search
 Key = tuple[str, str, str]  # (resource type, identifier system, value)
 Source = str | os.PathLike[str] | IO[bytes] | bytes
-Progress = Callable[[FileReport, int], None]  # (report so far, episodes done)
+Progress = Callable[[FileReport, int, int], None]  # (report so far, HOSO done, HOSO in the file)
 
 
 @dataclass
@@ -143,12 +143,12 @@ class Xml130Importer:
                     done += self._flush(caller, chunk)
                     chunk, in_chunk = [], set()
                     if on_progress is not None:
-                        on_progress(report, hoso.position)
+                        on_progress(report, hoso.position, header.count)
         except SubmissionRefused as exc:  # cannot happen after check() passed, unless the file changed
             report.problems.append(exc.problem())
         done += self._flush(caller, chunk)
         if on_progress is not None:
-            on_progress(report, len(report.episodes))
+            on_progress(report, len(report.episodes), header.count)
         return report
 
     def import_files(

@@ -22,7 +22,7 @@ SINGLE_CODES = frozenset(
     {
         "MA_BENH_CHINH", "MA_CSKCB", "MA_NOI_DI", "MA_NOI_DEN", "MA_LOAI_KCB", "MA_DOITUONG_KCB",
         "SO_CCCD", "GIOI_TINH", "GIOI_TINH_CON", "KET_QUA_DTRI", "MA_LOAI_RV", "MA_LYDO_CT", "MA_KHUVUC",
-        "MA_QUOCTICH", "MA_DANTOC", "MA_THE_TAM", "MA_CHI_SO", "MA_VAT_TU", "NHOM_MAU", "SO_CCCD_NND",
+        "MA_QUOCTICH", "MA_DANTOC", "MA_THE_TAM", "MA_CHI_SO", "MA_VAT_TU", "SO_CCCD_NND",
         "MA_THE_NND", "MA_BHXH_NND", "MA_DANTOC_NND",
     }
 )  # fmt: skip
@@ -123,7 +123,7 @@ def _check_birth(value: str) -> str | None:
     if not value.isdigit() or len(value) not in (8, 12):
         return "must be a birth date of 12 digits (yyyymmddHHMM)"
     year, monthday = value[:4], value[4:8]
-    if monthday == "0000":
+    if monthday == "0000" or (monthday[2:] == "00" and "01" <= monthday[:2] <= "12"):
         if not 1900 <= int(year) <= 2199:
             return "is not a possible year"
     elif valid_date(value[:8]) is None:
@@ -299,6 +299,10 @@ def read_table(name: str, root: Any, ma_lk: str | None = None) -> Table:
             if plan.fix is not None:
                 value = _normalise(plan.field, value, problems, {"table": name, "row": number, "field": tag,
                                                                  "value": value})  # fmt: skip
+            if plan.coded:
+                where = {"table": name, "row": number, "field": tag, "value": value}
+                if _check_codes(name, tag, value, problems, where):
+                    continue
             bad = False
             if plan.typed:
                 for severity, code, message in _check_value(plan.field, value):
@@ -308,9 +312,6 @@ def read_table(name: str, root: Any, ma_lk: str | None = None) -> Table:
                 message = f"is longer than {plan.field.max_len} characters"
                 problems.append(Problem("error", "too-long", message, name, number, tag, value))
                 bad = True
-            if plan.coded:
-                where = {"table": name, "row": number, "field": tag, "value": value}
-                bad = _check_codes(name, tag, value, problems, where) or bad
             if not bad:
                 values[tag] = value
         _check_required(name, row, present, problems)
