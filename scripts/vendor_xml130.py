@@ -114,7 +114,8 @@ def main(shared: Path) -> None:
     codes = icd10(shared / "icd10-vn-qd4469.csv")
     data = json.dumps(codes, ensure_ascii=False, sort_keys=True, separators=(",", ":")).encode()
     (OUT / "icd10-vn.json.gz").write_bytes(gzip.compress(data, mtime=0))
-    print(f"{sum(len(t['fields']) for t in tables.values())} fields in {len(tables)} tables; {len(codes)} codes")
+    n_fields = sum(len(t["fields"]) for t in tables.values())
+    print(f"{n_fields} fields in {len(tables)} tables; {len(codes)} codes")  # noqa: T201
 
 
 if __name__ == "__main__":

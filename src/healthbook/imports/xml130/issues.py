@@ -135,9 +135,8 @@ def _file_prefix(name: str, line: int | None) -> str:
 
 def issues_of(report: FileReport) -> Iterable[dict[str, Any]]:
     """OperationOutcome issues of one file: the summary, wrapper problems, then per-episode problems."""
-    severity = "error" if report.refused else "information"
-    yield {"severity": severity, "code": "informational" if not report.refused else "invalid",
-           "diagnostics": report.summary()}  # fmt: skip
+    if not report.refused:  # a refused file is described by its problem alone
+        yield {"severity": "information", "code": "informational", "diagnostics": report.summary()}
     for p in report.problems:
         yield _issue(p, _file_prefix(report.name, p.line), "/GIAMDINHHS")
     for ep in report.episodes:
