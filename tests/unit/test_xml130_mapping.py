@@ -132,7 +132,9 @@ def test_xml1_encounter(mapped: tuple[Episode, Context, Refs]) -> None:
         {"system": f"{cs.RECORD_NUMBER}/01001", "value": "BA0001"},
     ]
     assert enc["status"] == "finished" and enc["class"]["code"] == "IMP"
-    assert _coding(enc["type"][0], cs.CARE_TYPE) == ["03"]
+    assert _coding(enc["type"][0], cs.CARE_TYPE) == ["03"] and _coding(
+        enc["type"][1], cs.PATIENT_CATEGORY
+    ) == ["1"]
     assert enc["period"] == {"start": "2026-06-01T08:30:00+07:00", "end": "2026-06-04T10:00:00+07:00"}
     assert enc["length"] == {"value": 4, "unit": "ngày", "system": cs.UCUM, "code": "d"}
     assert enc["reasonCode"] == [{"text": "Chuyển dạ"}]
@@ -380,3 +382,18 @@ def test_other_tables_are_kept_with_their_original_content(mapped: tuple[Episode
     assert attachment["contentType"] == "application/xml"
     assert base64.b64decode(attachment["data"]) == ep.kept[0].content
     assert kept["context"]["encounter"] == [ctx.encounter]
+
+
+def test_the_mapping_document_covers_every_field_of_every_mapped_table() -> None:
+    import re
+    from pathlib import Path
+
+    from healthbook.imports.xml130 import fields
+
+    doc = (Path(__file__).resolve().parents[2] / "docs" / "xml130-mapping.md").read_text(encoding="utf-8")
+    sections = re.split(r"^### ", doc, flags=re.MULTILINE)
+    for table in fields.MAPPED:
+        (section,) = [s for s in sections if s.startswith(f"{table} ")]
+        words = set(re.findall(r"[A-Z][A-Z0-9_]+", section))
+        missing = [f for f in fields.field_names(table) if f not in words]
+        assert missing == [], f"{table}: {missing}"

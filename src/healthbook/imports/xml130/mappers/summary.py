@@ -171,8 +171,11 @@ def _diagnosis(
         res["clinicalStatus"] = concept(cs.CONDITION_CLINICAL, "resolved" if cured else "active")
         if cured and s.get("NGAY_RA"):
             res["abatementDateTime"] = when(s.get("NGAY_RA"))
-        if s.get("CHAN_DOAN_RV"):
-            res["note"] = [{"text": s.values["CHAN_DOAN_RV"]}]
+        notes = [s.values[f] for f in ("CHAN_DOAN_RV",) if s.get(f)]
+        notes += [f"{label}: {s.values[f]}" for f, label in (("PP_DIEU_TRI", "Phương pháp điều trị"),
+                                                            ("GHI_CHU", "Ghi chú")) if s.get(f)]  # fmt: skip
+        if notes:
+            res["note"] = [{"text": n} for n in notes]
     ctx.add(res)
     ctx.conditions[code] = cid
     return cid
@@ -246,7 +249,13 @@ def encounter(ctx: Context, diagnosis: list[dict[str, Any]], participants: list[
     days = decimal(s.get("SO_NGAY_DTRI"))
     if days is not None:
         res["length"] = {"value": days, "unit": "ngày", "system": cs.UCUM, "code": "d"}
-    reasons = [{"text": s.values[f]} for f in ("LY_DO_VV", "LY_DO_VNT") if s.get(f)]
+    if s.get("MA_DOITUONG_KCB"):
+        res["type"].append(concept(cs.PATIENT_CATEGORY, s.values["MA_DOITUONG_KCB"]))
+    reasons: list[dict[str, Any]] = [{"text": s.values[f]} for f in ("LY_DO_VV", "LY_DO_VNT") if s.get(f)]
+    if s.get("MA_LY_DO_VNT"):
+        reasons.append(concept(cs.ADMISSION_REASON, s.values["MA_LY_DO_VNT"]))
+    if s.get("MA_TAI_NAN"):
+        reasons.append(concept(cs.ACCIDENT, s.values["MA_TAI_NAN"]))
     if reasons:
         res["reasonCode"] = reasons
     if diagnosis:
