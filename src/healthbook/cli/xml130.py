@@ -45,6 +45,7 @@ def _run(paths: list[str], queue: Any = None) -> list[FileReport]:
     try:
         ensure_current(services.fhir.db)
         importer = Xml130Importer(services.fhir, services.search, services.settings)
+        caller = Caller.system("cli-import-xml130")
         reports = []
         for path in paths:
             size = os.path.getsize(path)
@@ -57,11 +58,13 @@ def _run(paths: list[str], queue: Any = None) -> list[FileReport]:
                     queue.put(now - sent)
                 sent = max(sent, now)
 
-            report = importer.import_source(Caller.system("cli-import-xml130"), path, os.path.basename(path),
-                                            on_progress=progress)  # fmt: skip
+            # Small files share a chunk (one transaction) with the next ones; drain() writes the rest.
+            report = importer.import_source(caller, path, os.path.basename(path), on_progress=progress,
+                                            keep_open=True)  # fmt: skip
             if queue is not None and size > sent:
                 queue.put(size - sent)
             reports.append(report)
+        importer.drain(caller)
         return reports
     finally:
         services.fhir.db.dispose()

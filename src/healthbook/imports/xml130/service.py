@@ -89,13 +89,25 @@ class Xml130Importer:
         self.limits = Limits(settings.xml130_max_bytes, settings.xml130_max_table_bytes)
         self.chunk_size = settings.xml130_chunk_episodes
         self.cache = SharedCache()
+        self._chunk: list[_Item] = []  # episodes read but not yet written (they may span files)
+        self._in_chunk: set[tuple[str, str]] = set()
 
     # ---- files ---------------------------------------------------------------------------------------
 
     def import_source(
-        self, caller: Caller, source: Source, name: str, *, on_progress: Progress | None = None
+        self,
+        caller: Caller,
+        source: Source,
+        name: str,
+        *,
+        on_progress: Progress | None = None,
+        keep_open: bool = False,
     ) -> FileReport:
-        """Import one submission; the report lists every episode's outcome and problems."""
+        """Import one submission; the report lists every episode's outcome and problems.
+
+        keep_open leaves the last episodes in the open chunk, to be written with those of the next file
+        (import_files); the report is complete once drain() has run.
+        """
         self.fhir.policy.check(caller, "import", None)
         report = FileReport(name)
         try:
@@ -107,10 +119,7 @@ class Xml130Importer:
             return report
         report.macskcb = header.macskcb
         report.problems.extend(header.problems)
-        chunk: list[_Item] = []
-        in_chunk: set[tuple[str, str]] = set()
         first_seen: dict[tuple[str, str], int] = {}
-        done = 0
         try:
             for hoso in sub.episodes():
                 er = EpisodeReport(hoso.position, hoso.line)
@@ -134,19 +143,18 @@ class Xml130Importer:
                                 value=episode.ma_lk)
                     )  # fmt: skip
                 first_seen.setdefault(key, hoso.position)
-                if key in in_chunk:
-                    done += self._flush(caller, chunk)
-                    chunk, in_chunk = [], set()
-                chunk.append(_Item(episode, er, len(er.problems)))
-                in_chunk.add(key)
-                if len(chunk) >= self.chunk_size:
-                    done += self._flush(caller, chunk)
-                    chunk, in_chunk = [], set()
+                if key in self._in_chunk:
+                    self.drain(caller)  # the earlier occurrence is written first; this one updates it
+                self._chunk.append(_Item(episode, er, len(er.problems)))
+                self._in_chunk.add(key)
+                if len(self._chunk) >= self.chunk_size:
+                    self.drain(caller)
                     if on_progress is not None:
                         on_progress(report, hoso.position, header.count)
         except SubmissionRefused as exc:  # cannot happen after check() passed, unless the file changed
             report.problems.append(exc.problem())
-        done += self._flush(caller, chunk)
+        if not keep_open:
+            self.drain(caller)
         if on_progress is not None:
             on_progress(report, len(report.episodes), header.count)
         return report
@@ -154,19 +162,29 @@ class Xml130Importer:
     def import_files(
         self, caller: Caller, paths: Iterable[str | os.PathLike[str]], *, on_progress: Progress | None = None
     ) -> list[FileReport]:
-        """Import several files in order, sharing the lookups of patients, facilities and staff."""
-        return [self.import_source(caller, p, os.path.basename(p), on_progress=on_progress) for p in paths]
+        """Import several files in order; small files share chunks, and all share the lookups."""
+        reports = [
+            self.import_source(caller, p, os.path.basename(p), on_progress=on_progress, keep_open=True)
+            for p in paths
+        ]
+        self.drain(caller)
+        return reports
+
+    def drain(self, caller: Caller) -> None:
+        """Write the open chunk (its episodes' reports get their final status)."""
+        chunk, self._chunk, self._in_chunk = self._chunk, [], set()
+        self._flush(caller, chunk)
 
     # ---- chunks --------------------------------------------------------------------------------------
 
-    def _flush(self, caller: Caller, chunk: list[_Item]) -> int:
+    def _flush(self, caller: Caller, chunk: list[_Item]) -> None:
         if not chunk:
-            return 0
+            return
         for _attempt in range(2):
             try:
                 self._write(caller, chunk)
                 self.cache.commit()
-                return len(chunk)
+                return
             except (IntegrityError, DataError):
                 self.cache.rollback()
                 self._reset(chunk)
@@ -182,7 +200,6 @@ class Xml130Importer:
                         "conflict", f"the episode could not be stored ({type(exc.orig).__name__}); retry it"
                     )
                 )
-        return len(chunk)
 
     @staticmethod
     def _reset(items: list[_Item]) -> None:
