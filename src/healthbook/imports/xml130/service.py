@@ -185,20 +185,19 @@ class Xml130Importer:
                 self._write(caller, chunk)
                 self.cache.commit()
                 return
-            except (IntegrityError, DataError):
+            except (IntegrityError, DataError, HealthbookError):
                 self.cache.rollback()
                 self._reset(chunk)
         for item in chunk:  # one at a time, so that one unstorable episode does not block the others
             try:
                 self._write(caller, [item])
                 self.cache.commit()
-            except (IntegrityError, DataError) as exc:
+            except (IntegrityError, DataError, HealthbookError) as exc:
                 self.cache.rollback()
                 self._reset([item])
+                cause = exc.orig if isinstance(exc, IntegrityError | DataError) else exc
                 item.report.problems.append(
-                    error(
-                        "conflict", f"the episode could not be stored ({type(exc.orig).__name__}); retry it"
-                    )
+                    error("conflict", f"the episode could not be stored ({type(cause).__name__}); retry it")
                 )
 
     @staticmethod
