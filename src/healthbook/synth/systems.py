@@ -2,12 +2,9 @@
 
 from __future__ import annotations
 
-# Identifiers (the lead's choice; reused by the identity work).
-CCCD = "http://fhir.ehealth.gov.vn/core/NamingSystem/cccd"
-BHYT = "http://fhir.ehealth.gov.vn/core/NamingSystem/bhyt"
-FACILITY_CODE = "http://fhir.ehealth.gov.vn/core/NamingSystem/facility-code"
-# Practising-certificate number (chứng chỉ hành nghề), used for MA_BAC_SI in XML 130; chosen by synth.
-PRACTISING_CERTIFICATE = "http://fhir.ehealth.gov.vn/core/NamingSystem/practising-certificate"
+# Identifiers: the identity package owns them.
+from healthbook.identity.systems import BHYT, CCCD, FACILITY_CODE, PRACTISING_CERTIFICATE
+
 # Synthetic identifiers that only the generator uses (episode keys, referral slips, donations).
 SYNTH_ID = "http://fhir.ehealth.gov.vn/core/NamingSystem/synth"
 
@@ -43,3 +40,5 @@ EXT_PROVINCE = "http://fhir.ehealth.gov.vn/core/StructureDefinition/address-prov
 EXT_COMMUNE = "http://fhir.ehealth.gov.vn/core/StructureDefinition/address-commune"
 # Marks every generated resource, so synthetic data can never pass for real records.
 SYNTH_TAG = {"system": "http://fhir.ehealth.gov.vn/core/CodeSystem/data-origin", "code": "synthetic"}
+
+__all__ = ["BHYT", "CCCD", "FACILITY_CODE", "PRACTISING_CERTIFICATE"]
