@@ -25,6 +25,8 @@ from healthbook.fhir.router import Services
 from healthbook.fhir.router import router as fhir_router
 from healthbook.fhir.search.service import SearchService
 from healthbook.fhir.service import FhirService
+from healthbook.web.router import PREFIX as WEB_PREFIX
+from healthbook.web.router import create_web_app
 
 log = logging.getLogger("healthbook")
 
@@ -68,7 +70,7 @@ class CallerMiddleware:
 
 
 def create_app(settings: Settings | None = None, services: Services | None = None) -> FastAPI:
-    """The healthbook application: FHIR API under /fhir."""
+    """The healthbook application: FHIR API under /fhir, health-book pages under /so-suc-khoe."""
     settings = settings or get_settings()
     services = services or build_services(settings)
     ensure_current(services.fhir.db)
@@ -103,6 +105,8 @@ def create_app(settings: Settings | None = None, services: Services | None = Non
     # Bulk routes first: they are more specific than the generic [type]/[id] ones.
     app.router.routes.extend(bulk_router.routes("/fhir"))
     app.router.routes.extend(fhir_router.routes("/fhir"))
+    # The citizen's health-book page (404 unless settings.book_pages is on).
+    app.mount(WEB_PREFIX, create_web_app(services))
 
     @app.get("/")
     async def root() -> JSONResponse:
