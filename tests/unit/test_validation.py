@@ -824,7 +824,10 @@ def _document(**changes: Any) -> dict[str, Any]:
     }
     doc: dict[str, Any] = {
         "resourceType": "Bundle",
-        "identifier": {"system": "urn:ietf:rfc:3986", "value": "urn:uuid:9d0e4a7c-5f43-4f5b-9c8d-2b0c1f6a7e11"},
+        "identifier": {
+            "system": "urn:ietf:rfc:3986",
+            "value": "urn:uuid:9d0e4a7c-5f43-4f5b-9c8d-2b0c1f6a7e11",
+        },
         "type": "document",
         "timestamp": "2026-12-02T10:00:00+07:00",
         "entry": [{"fullUrl": "urn:uuid:0c3b2d51-9b38-4a4c-9e3a-5d2b8f1f7a01", "resource": composition}],

@@ -147,9 +147,13 @@ def build_document(
         "confidentiality": "N",
         "section": [builder.section(s) for s in sections],
     }
-    cited: list[Key] = [("Patient", patient_id)]
-    for sec in sections:
-        cited += [k for k in sec.all_refs() if k in record.by_key and k not in cited]
+    cited = list(
+        dict.fromkeys(
+            k
+            for k in [("Patient", patient_id), *(r for s in sections for r in s.all_refs())]
+            if k in record.by_key
+        )
+    )
     keys = cited + [k for k in record.supporting(cited) if k not in cited]
     entries = [
         {"fullUrl": f"urn:uuid:{doc_uuid}", "resource": composition},
