@@ -120,6 +120,7 @@ def demo(
     for person in showcase:
         console.print(f"\n  [bold]{person.name}[/bold], CCCD {person.cccd}: {person.why}")
         console.print(f"    {base}/so-suc-khoe/{person.cccd}")
+        console.print(f"    curl -s '{base}/fhir/Patient/{person.patient_id}/$summary'")
         console.print(f"    curl -s '{base}/fhir/Patient/{person.patient_id}/$everything'")
     console.print("")
     serve(host=host, port=port, workers=1)
