@@ -136,6 +136,8 @@ def score(a: Person, b: Person) -> float:
         total += W_ADDRESS * (0.75 if a.province == b.province else 0.0)
     else:
         total += W_ADDRESS * 0.5
+    if _years_apart(a.birth_year, b.birth_year) > 1:
+        total *= 0.6  # same name a generation apart: parent and child, not one person
     if a.ssn and b.ssn:
         # The social-insurance number is personal for life: equal numbers nearly settle it.
         total = max(total, 0.95) if a.ssn == b.ssn else total * 0.8
@@ -154,6 +156,12 @@ def _birth(a: str, b: str) -> float:
     if a[:4] == b[:4]:
         return 0.5  # one of them is year-only or year-month
     return 0.0
+
+
+def _years_apart(a: str, b: str) -> int:
+    if len(a) == len(b) == 4 and a.isdigit() and b.isdigit():
+        return abs(int(a) - int(b))
+    return 0
 
 
 def grade(value: float, by_number: bool = False) -> str:
