@@ -5,7 +5,15 @@ from __future__ import annotations
 import base64
 from typing import Any
 
-from healthbook.identity.systems import BHYT, CCCD, FACILITY_CODE
+from healthbook.identity.systems import (
+    BHYT,
+    CCCD,
+    CS_COUNTRY,
+    CS_ETHNICITY,
+    EXT_ETHNICITY,
+    EXT_NATIONALITY,
+    FACILITY_CODE,
+)
 
 Resource = dict[str, Any]
 LOINC = "http://loinc.org"
@@ -68,6 +76,21 @@ def patient(
         "telecom": [{"system": "phone", "value": "0912345678", "use": "mobile"}],
         "address": [{"use": "home", "text": "Thôn Tân Lập, Xã Tam Hưng, Thành phố Hà Nội", "country": "VN"}],
         "generalPractitioner": [{"reference": f"Organization/{prefix}-station"}],
+        "extension": [
+            {
+                "url": EXT_ETHNICITY,
+                "valueCodeableConcept": {
+                    "coding": [{"system": CS_ETHNICITY, "code": "01", "display": "Kinh"}]
+                },
+            },
+            {
+                "url": EXT_NATIONALITY,
+                "valueCodeableConcept": {
+                    "coding": [{"system": CS_COUNTRY, "code": "VN"}],
+                    "text": "Việt Nam",
+                },
+            },
+        ],
     }
 
 

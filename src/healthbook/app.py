@@ -25,6 +25,8 @@ from healthbook.fhir.router import Services
 from healthbook.fhir.router import router as fhir_router
 from healthbook.fhir.search.service import SearchService
 from healthbook.fhir.service import FhirService
+from healthbook.identity.router import router as identity_router
+from healthbook.identity.service import IdentityService
 from healthbook.web.router import PREFIX as WEB_PREFIX
 from healthbook.web.router import create_web_app
 
@@ -39,7 +41,11 @@ def build_services(settings: Settings, db: Database | None = None) -> Services:
     search = SearchService(database, policy, settings)
     fhir.write_hooks.append(search.index_hook)
     fhir.matcher = search.match
-    return Services(settings=settings, fhir=fhir, search=search, bulk=BulkService(fhir, settings))
+    identity = IdentityService(fhir, policy)
+    identity.install()
+    return Services(
+        settings=settings, fhir=fhir, search=search, bulk=BulkService(fhir, settings), identity=identity
+    )
 
 
 class CallerMiddleware:
@@ -104,6 +110,7 @@ def create_app(settings: Settings | None = None, services: Services | None = Non
 
     # Bulk routes first: they are more specific than the generic [type]/[id] ones.
     app.router.routes.extend(bulk_router.routes("/fhir"))
+    app.router.routes.extend(identity_router.routes("/fhir"))
     app.router.routes.extend(fhir_router.routes("/fhir"))
     # The citizen's health-book page (404 unless settings.book_pages is on).
     app.mount(WEB_PREFIX, create_web_app(services))

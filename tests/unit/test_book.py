@@ -115,6 +115,21 @@ def test_four_groups_with_codes_titles_and_subsections(full: dict[str, Any]) -> 
         assert "emptyReason" not in sec, sec["title"]
 
 
+def test_administrative_fields(full: dict[str, Any]) -> None:
+    tree = etree.fromstring(_by_code(full, "administrative")["text"]["div"])
+    fields = {
+        "".join(tr[0].itertext()): "".join(tr[1].itertext())
+        for tr in tree.findall(f"{XHTML}table/{XHTML}tbody/{XHTML}tr")
+    }
+    assert fields["Họ và tên"] == "Nguyễn Thị Ánh"
+    assert fields["Ngày sinh"] == "12/04/1990"
+    assert fields["Số định danh cá nhân (CCCD)"] == "001190012345"
+    assert fields["Số thẻ BHYT"] == "GD4011234567890 (hiệu lực 01/01/2026 – 31/12/2026)"
+    assert fields["Dân tộc"] == "Kinh" and fields["Quốc tịch"] == "Việt Nam"
+    assert fields["Nơi đăng ký khám chữa bệnh ban đầu"] == STATION
+    assert fields["Nghề nghiệp"] == "Chưa có dữ liệu"  # missing fields say so
+
+
 def test_entries_of_each_group(full: dict[str, Any]) -> None:
     admin = _entry_ids(_by_code(full, "administrative"))
     assert admin == ["Patient/p1", "Coverage/p1-bhyt", "Organization/p1-station"]

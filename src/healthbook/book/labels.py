@@ -5,13 +5,15 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Literal
 
+from healthbook.identity.systems import HEALTHBOOK
+
 Lang = Literal["vi", "en"]
 LANGS: tuple[Lang, ...] = ("vi", "en")
 
 LOINC = "http://loinc.org"
-# The four QĐ 1332 data groups and the book's own subsections. No code system of the Ministry's VN Core
-# guide names them yet, so they are local codes in the namespace the project uses for its code systems.
-BOOK_SECTION = "http://fhir.ehealth.gov.vn/core/CodeSystem/health-book-section"
+# The four QĐ 1332 data groups and the book's own subsections. Neither the Ministry's VN Core guide nor
+# IPS names them, so they are codes of our own canonical.
+BOOK_SECTION = f"{HEALTHBOOK}/CodeSystem/health-book-section"
 EMPTY_REASON = "http://terminology.hl7.org/CodeSystem/list-empty-reason"
 LIST_ORDER = "http://terminology.hl7.org/CodeSystem/list-order"
 

@@ -8,12 +8,14 @@ from healthbook.book.dates import show_date
 from healthbook.book.labels import Lang, word
 from healthbook.book.record import Record, Resource
 from healthbook.book.values import concept, human_name, identifier
-from healthbook.identity.systems import BHYT, CCCD
+from healthbook.identity.systems import BHYT, CCCD, EXT_ETHNICITY, EXT_NATIONALITY, EXT_OCCUPATION
 
-NATIONALITY = "http://hl7.org/fhir/StructureDefinition/patient-nationality"
-# Extension URLs are matched by their last part, so that the VN Core extensions (not yet fixed in the
-# draft guide) and the standard ones are both shown.
-_SUFFIXES = {"f.ethnicity": ("ethnicity", "ethnic-group"), "f.occupation": ("occupation",)}
+# The VN Core extensions first; the HL7 core nationality extension (its code is nested) is read too.
+_EXTENSIONS = {
+    "f.ethnicity": (EXT_ETHNICITY,),
+    "f.nationality": (EXT_NATIONALITY, "http://hl7.org/fhir/StructureDefinition/patient-nationality"),
+    "f.occupation": (EXT_OCCUPATION,),
+}
 
 
 def _ext_value(ext: dict[str, Any]) -> str:
@@ -28,10 +30,10 @@ def _ext_value(ext: dict[str, Any]) -> str:
     return ", ".join(n for n in nested if n)
 
 
-def _extension(patient: Resource, suffixes: tuple[str, ...]) -> str:
+def _extension(patient: Resource, field: str) -> str:
     for ext in patient.get("extension") or []:
         url = ext.get("url") if isinstance(ext, dict) else None
-        if isinstance(url, str) and url.rstrip("/").rsplit("/", 1)[-1] in suffixes:
+        if isinstance(url, str) and url in _EXTENSIONS[field]:
             found = _ext_value(ext)
             if found:
                 return found
@@ -90,16 +92,15 @@ def patient_fields(patient: Resource, record: Record, lang: Lang) -> list[tuple[
             name = ref["display"]
         if name:
             primary.append(name)
-    nationality = _extension(patient, ("patient-nationality", "nationality"))
     fields = [
         ("f.name", human_name(patient.get("name"))),
         ("f.birth", show_date(patient.get("birthDate"))),
         ("f.gender", word(f"g.{gender}", lang) if isinstance(gender, str) else ""),
         ("f.cccd", identifier(patient, CCCD)),
         ("f.bhyt", bhyt),
-        ("f.ethnicity", _extension(patient, _SUFFIXES["f.ethnicity"])),
-        ("f.nationality", nationality),
-        ("f.occupation", _extension(patient, _SUFFIXES["f.occupation"])),
+        ("f.ethnicity", _extension(patient, "f.ethnicity")),
+        ("f.nationality", _extension(patient, "f.nationality")),
+        ("f.occupation", _extension(patient, "f.occupation")),
         ("f.phone", ", ".join(phones)),
         ("f.address", _address(patient)),
         ("f.primary", "; ".join(primary)),

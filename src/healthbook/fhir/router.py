@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qsl
 
 from fastapi import Request
@@ -43,6 +43,9 @@ from healthbook.fhir.timeutil import now_us, parse_instant_us
 from healthbook.fhir.transaction import BundleProcessor
 from healthbook.routing import RouteTable
 
+if TYPE_CHECKING:
+    from healthbook.identity.service import IdentityService
+
 
 @dataclass(slots=True)
 class Services:
@@ -52,6 +55,7 @@ class Services:
     fhir: FhirService
     search: SearchService
     bulk: BulkService
+    identity: IdentityService | None = None  # the domain package around the engine, wired by app.py
 
 
 router = RouteTable()

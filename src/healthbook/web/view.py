@@ -13,8 +13,9 @@ from healthbook.book.person import patient_fields
 from healthbook.book.record import Record, Resource, split_ref
 from healthbook.book.values import human_name, identifier
 from healthbook.identity.systems import CCCD
+from healthbook.synth.systems import SYNTH_TAG
 
-SYNTHETIC_TAG = ("http://fhir.ehealth.gov.vn/core/CodeSystem/data-origin", "synthetic")
+SYNTHETIC_TAG = (SYNTH_TAG["system"], SYNTH_TAG["code"])
 
 
 @dataclass
