@@ -101,8 +101,8 @@ def patients_with_identifier(
     search: SearchService, caller: Caller, system: str, value: str
 ) -> list[Resource]:
     """Live Patients carrying system|value, the surviving records first, then the most recently updated."""
-    if "|" in value or "," in value or "\\" in value:
-        return []
+    if any(c in part for part in (system, value) for c in "|,\\$"):
+        return []  # search syntax (OR lists, escapes) must not widen the lookup
     found = _search(search, caller, "Patient", [("identifier", f"{system}|{value}"), ("_count", "20")])
     found.sort(key=lambda p: str((p.get("meta") or {}).get("lastUpdated", "")), reverse=True)
     found.sort(key=_replaced)  # stable: survivors first, each group newest first
