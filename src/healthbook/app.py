@@ -27,6 +27,7 @@ from healthbook.fhir.search.service import SearchService
 from healthbook.fhir.service import FhirService
 from healthbook.identity.router import router as identity_router
 from healthbook.identity.service import IdentityService
+from healthbook.reports.router import router as reports_router
 
 log = logging.getLogger("healthbook")
 
@@ -109,6 +110,7 @@ def create_app(settings: Settings | None = None, services: Services | None = Non
     # Bulk routes first: they are more specific than the generic [type]/[id] ones.
     app.router.routes.extend(bulk_router.routes("/fhir"))
     app.router.routes.extend(identity_router.routes("/fhir"))
+    app.router.routes.extend(reports_router.routes("/fhir"))
     app.router.routes.extend(fhir_router.routes("/fhir"))
 
     @app.get("/")
