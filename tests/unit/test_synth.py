@@ -113,7 +113,10 @@ def _cccd(pat: dict[str, object]) -> str:
 def _bhyt(pat: dict[str, object]) -> str | None:
     idents = pat["identifier"]
     assert isinstance(idents, list)
-    return next((i["value"] for i in idents if i["system"] == "http://fhir.ehealth.gov.vn/core/sid/insurance_number"), None)
+    return next(
+        (i["value"] for i in idents if i["system"] == "http://fhir.ehealth.gov.vn/core/sid/insurance_number"),
+        None,
+    )
 
 
 # --- reproducibility -------------------------------------------------------------------------------------
