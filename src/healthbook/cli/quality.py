@@ -40,23 +40,25 @@ def quality_command(
     kinds = list(KINDS)
 
     def table(title: str, rows: list[tuple[str, Unit]]) -> Table:
-        out = Table("mã / code", "tên / name", "hồ sơ / records", "điểm / score", *kinds, title=title)
+        out = Table(title=title)
+        out.add_column("mã", no_wrap=True, min_width=5)
+        out.add_column("tên / name", max_width=22, overflow="ellipsis", no_wrap=True)
+        out.add_column("hồ sơ", justify="right", no_wrap=True)
+        out.add_column("điểm", justify="right", no_wrap=True)
+        for n in range(1, len(kinds) + 1):
+            out.add_column(f"({n})", justify="right", no_wrap=True)
         for code, unit in rows:
-            out.add_row(
-                code,
-                unit.name,
-                f"{unit.records:,}",
-                f"{unit.score:.1f}",
-                *(str(unit.issues[k]) for k in kinds),
-            )
+            counts = (str(unit.issues[k]) for k in kinds)
+            out.add_row(code, unit.name, f"{unit.records:,}", f"{unit.score:.1f}", *counts)
         return out
 
     console.print(table("Toàn quốc / national", [("VN", report.total)]))
     console.print(table("Theo tỉnh / by province", sorted(report.provinces.items())))
     worst = sorted(report.facilities.items(), key=lambda kv: (kv[1].score, kv[0]))[:top]
     console.print(table(f"Cơ sở điểm thấp nhất / lowest-scoring {len(worst)} facilities", worst))
-    for kind, (vi, en) in KINDS.items():
-        console.print(f"  [bold]{kind}[/bold]: {vi} / {en}")
+    console.print("hồ sơ = records, điểm = score (% of records without a problem)")
+    for n, (kind, (vi, en)) in enumerate(KINDS.items(), start=1):
+        console.print(f"  ({n}) {vi} / {en} [dim]({kind})[/dim]")
     if json_out is not None:
         json_out.write_bytes(orjson.dumps(as_parameters(report), option=orjson.OPT_INDENT_2))
         console.print(f"Full report: {json_out}")

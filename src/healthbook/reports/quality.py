@@ -16,6 +16,7 @@ from typing import Any
 
 from healthbook.auth.subject import Caller
 from healthbook.fhir import jsonio
+from healthbook.fhir.compartment import NO_PATIENT_PREFIX
 from healthbook.fhir.service import FhirService
 from healthbook.identity import systems
 from healthbook.identity.admin_units import units
@@ -25,6 +26,7 @@ from healthbook.identity.service import current_numbers
 from healthbook.reports import repository as repo
 from healthbook.terminology import icd10
 
+# kind → (Vietnamese, English)
 KINDS = {
     "invalid-identifier": ("Định danh không hợp lệ", "Invalid identifier"),
     "missing-field": ("Thiếu trường bắt buộc", "Missing mandatory field"),
@@ -114,6 +116,8 @@ def quality_report(
         dangling = repo.dangling_references(conn)
         duplicates = repo.open_duplicates(conn)
         for done, (key, group) in enumerate(repo.by_patient(conn), start=1):
+            if key.startswith(NO_PATIENT_PREFIX):
+                continue  # facilities, practitioners, code lists: reference data, not a citizen's record
             _patient_group(report, key, group, orgs, dangling, duplicates, cutoff)
             if on_progress is not None and done % 1000 == 0:
                 on_progress(done)
@@ -157,8 +161,6 @@ def _patient_group(
     home_province = _province_of(patient) or (home.province if home else UNKNOWN)
     last_care = max((_clinical_date(t, d) for t, _, d in docs if t != "Patient"), default="")
     for rtype, rid, doc in docs:
-        if rtype in ("Organization", "Practitioner", "Location", "Medication"):
-            continue  # reference data, not a citizen's record
         problems: list[str] = []
         if rtype == "Patient":
             problems += _patient_problems(doc, duplicates)
