@@ -27,6 +27,7 @@ from healthbook.fhir.search.service import SearchService
 from healthbook.fhir.service import FhirService
 from healthbook.identity.router import router as identity_router
 from healthbook.identity.service import IdentityService
+from healthbook.reports.router import router as reports_router
 from healthbook.web.router import PREFIX as WEB_PREFIX
 from healthbook.web.router import create_web_app
 
@@ -111,6 +112,7 @@ def create_app(settings: Settings | None = None, services: Services | None = Non
     # Bulk routes first: they are more specific than the generic [type]/[id] ones.
     app.router.routes.extend(bulk_router.routes("/fhir"))
     app.router.routes.extend(identity_router.routes("/fhir"))
+    app.router.routes.extend(reports_router.routes("/fhir"))
     app.router.routes.extend(fhir_router.routes("/fhir"))
     # The citizen's health-book page (404 unless settings.book_pages is on).
     app.mount(WEB_PREFIX, create_web_app(services))

@@ -9,6 +9,7 @@ from rich.console import Console
 
 from healthbook.cli import bulk as bulk_commands
 from healthbook.cli import db as db_commands
+from healthbook.cli.quality import identity_app, quality_command
 from healthbook.cli.synth import synth_command
 
 app = typer.Typer(
@@ -18,6 +19,8 @@ app.add_typer(db_commands.app, name="db")
 app.add_typer(bulk_commands.import_app, name="import")
 app.add_typer(bulk_commands.export_app, name="export")
 app.command("synth")(synth_command)
+app.command("quality")(quality_command)
+app.add_typer(identity_app, name="identity")
 console = Console()
 
 

@@ -6,7 +6,7 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import Connection, and_, delete, or_, select, update
+from sqlalchemy import Connection, and_, delete, or_, select, union, update
 
 from healthbook.db.dialect import upsert
 from healthbook.identity.matching import Person
@@ -134,22 +134,23 @@ def candidates(conn: Connection, person: Person, exclude: str | None) -> list[tu
     if not passes:
         return []
     found: dict[tuple[str, str], Person] = {}
-    for condition in passes:
-        stmt = select(identity_person).where(condition, _p.active == "1").limit(CANDIDATE_LIMIT)
-        for row in conn.execute(stmt).mappings():
-            if row["res_id"] == exclude:
-                continue
-            found[(row["patient_key"], row["res_id"])] = Person(
-                name_key=row["name_key"],
-                family_key=row["family_key"],
-                given_key=row["given_key"],
-                birth_date=row["birth_date"],
-                gender=row["gender"],
-                cccd=row["cccd"],
-                ssn=row["ssn"],
-                province=row["province"],
-                commune=row["commune"],
-            )
+    # One statement: each arm seeks its own index, and the union stays bounded per arm.
+    arms = [select(identity_person).where(c, _p.active == "1").limit(CANDIDATE_LIMIT) for c in passes]
+    stmt = arms[0] if len(arms) == 1 else union(*(a.subquery().select() for a in arms))
+    for row in conn.execute(stmt).mappings():
+        if row["res_id"] == exclude:
+            continue
+        found[(row["patient_key"], row["res_id"])] = Person(
+            name_key=row["name_key"],
+            family_key=row["family_key"],
+            given_key=row["given_key"],
+            birth_date=row["birth_date"],
+            gender=row["gender"],
+            cccd=row["cccd"],
+            ssn=row["ssn"],
+            province=row["province"],
+            commune=row["commune"],
+        )
     return [(k[0], k[1], p) for k, p in found.items()]
 
 

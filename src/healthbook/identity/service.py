@@ -9,8 +9,10 @@ from typing import Any
 from sqlalchemy import Connection
 
 from healthbook.auth.subject import AccessPolicy, Caller
+from healthbook.db.dialect import lock_key
 from healthbook.errors import BadRequest, Conflict, NotFound
 from healthbook.fhir import jsonio
+from healthbook.fhir.hashing import hash63
 from healthbook.fhir.outcomes import Issue, operation_outcome
 from healthbook.fhir.service import FhirService
 from healthbook.fhir.store import sql_repository as store
@@ -95,6 +97,8 @@ class IdentityService:
             value = ident.get("value") if isinstance(ident, dict) else None
             if value not in numbers or ident.get("system") != systems.CCCD:
                 continue
+            # Two facilities registering one citizen at the same moment: the second waits, then sees the first.
+            lock_key(conn, hash63("identity-number", value))
             row = repo.number(conn, systems.CCCD, value)
             if row is None or row.res_id == res_id:
                 continue
@@ -125,19 +129,27 @@ class IdentityService:
                 repo.cancel_number(conn, row.system, row.value, ts, "record deleted")
             return
         numbers = current_numbers(doc)
+        first = stored.version_id == 1  # a new book: nothing registered or flagged for it yet
         for value in numbers:
-            repo.register_number(conn, systems.CCCD, value, key, pid, ts)
+            if first:
+                repo.restore_number(
+                    conn, repo.NumberRow(systems.CCCD, value, key, pid, "current", ts, None, None)
+                )
+            else:
+                repo.register_number(conn, systems.CCCD, value, key, pid, ts)
         for value in old_numbers(doc):
             if repo.number(conn, systems.CCCD, value) is None:
                 repo.register_number(conn, systems.CCCD, value, key, pid, ts)
                 repo.cancel_number(conn, systems.CCCD, value, ts, "listed as old")
-        for row in repo.numbers_of(conn, key, pid):
-            if row.status == "current" and row.value not in numbers:
-                repo.cancel_number(conn, row.system, row.value, ts, "no longer on the record")
+        if not first:
+            for row in repo.numbers_of(conn, key, pid):
+                if row.status == "current" and row.value not in numbers:
+                    repo.cancel_number(conn, row.system, row.value, ts, "no longer on the record")
         person = person_of(doc)
         active = doc.get("active") is not False and replaced_by(doc) is None
         repo.save_person(conn, key, pid, person, active)
-        repo.clear_duplicates(conn, key, pid)
+        if not first:
+            repo.clear_duplicates(conn, key, pid)
         if not active:
             return
         for other_key, other_id, other in repo.candidates(conn, person, exclude=pid):
