@@ -197,6 +197,7 @@ def test_narratives_are_well_formed_xhtml(full: dict[str, Any]) -> None:
     assert "Bệnh lý tăng huyết áp" in _text(_by_code(full, "11450-4"))
     assert "7,2 mmol/L · cao · tham chiếu 3,9–6,1" in _text(_by_code(full, "care-episode"))
     assert "135/85 mmHg" in _text(_by_code(full, "8716-3"))
+    assert "Chẩn đoán chính: R51 – Đau đầu" in _text(_by_code(full, "care-episode"))
 
 
 def test_hostile_names_are_escaped() -> None:

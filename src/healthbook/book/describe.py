@@ -91,9 +91,7 @@ def _organization(res: Resource, record: Record, lang: Lang) -> tuple[str, str, 
     return (
         "Organization",
         record.org_name(res) or "",
-        _join(
-            f"{'mã cơ sở' if lang == 'vi' else 'facility code'} {code}" if code else "", str(address or "")
-        ),
+        _join(f"{word('d.code', lang)} {code}" if code else "", str(address or "")),
     )
 
 
@@ -116,6 +114,11 @@ def _related(res: Resource, record: Record, lang: Lang) -> tuple[str, str, str]:
 def _condition(res: Resource, record: Record, lang: Lang) -> tuple[str, str, str]:
     categories = {c.get("code") for cat in res.get("category") or [] for c in (cat or {}).get("coding") or []}
     kind = "diagnosis" if "encounter-diagnosis" in categories else "Condition"
+    enc = record.encounter_of(res)
+    for diag in (enc or {}).get("diagnosis") or []:
+        target = record.get(diag.get("condition")) if isinstance(diag, dict) else None
+        if target is res and diag.get("rank") == 1:
+            kind = "main-diagnosis"  # QĐ 1332 note 1: the first code is the main disease
     clinical = (res.get("clinicalStatus") or {}).get("coding") or [{}]
     verification = (res.get("verificationStatus") or {}).get("coding") or [{}]
     ver = verification[0].get("code")

@@ -123,6 +123,7 @@ _WORDS: dict[str, tuple[str, str]] = {
     "k.Composition": ("Tóm tắt bệnh án", "Record summary"),
     "k.other": ("Khác", "Other"),
     "d.dose": ("mũi", "dose"),
+    "d.code": ("mã cơ sở", "facility code"),
     "d.to": ("chuyển đến", "to"),
     "d.valid": ("hiệu lực", "valid"),
     "d.range": ("tham chiếu", "reference"),
