@@ -25,7 +25,12 @@ from healthbook.fhir.router import Services
 from healthbook.fhir.router import router as fhir_router
 from healthbook.fhir.search.service import SearchService
 from healthbook.fhir.service import FhirService
+from healthbook.identity.router import router as identity_router
+from healthbook.identity.service import IdentityService
 from healthbook.imports.xml130.router import router as xml130_router
+from healthbook.reports.router import router as reports_router
+from healthbook.web.router import PREFIX as WEB_PREFIX
+from healthbook.web.router import create_web_app
 
 log = logging.getLogger("healthbook")
 
@@ -38,7 +43,11 @@ def build_services(settings: Settings, db: Database | None = None) -> Services:
     search = SearchService(database, policy, settings)
     fhir.write_hooks.append(search.index_hook)
     fhir.matcher = search.match
-    return Services(settings=settings, fhir=fhir, search=search, bulk=BulkService(fhir, settings))
+    identity = IdentityService(fhir, policy)
+    identity.install()
+    return Services(
+        settings=settings, fhir=fhir, search=search, bulk=BulkService(fhir, settings), identity=identity
+    )
 
 
 class CallerMiddleware:
@@ -69,7 +78,7 @@ class CallerMiddleware:
 
 
 def create_app(settings: Settings | None = None, services: Services | None = None) -> FastAPI:
-    """The healthbook application: FHIR API under /fhir."""
+    """The healthbook application: FHIR API under /fhir, health-book pages under /so-suc-khoe."""
     settings = settings or get_settings()
     services = services or build_services(settings)
     ensure_current(services.fhir.db)
@@ -104,7 +113,11 @@ def create_app(settings: Settings | None = None, services: Services | None = Non
     # Bulk and import routes first: they are more specific than the generic [type]/[id] ones.
     app.router.routes.extend(bulk_router.routes("/fhir"))
     app.router.routes.extend(xml130_router.routes("/fhir"))
+    app.router.routes.extend(identity_router.routes("/fhir"))
+    app.router.routes.extend(reports_router.routes("/fhir"))
     app.router.routes.extend(fhir_router.routes("/fhir"))
+    # The citizen's health-book page (404 unless settings.book_pages is on).
+    app.mount(WEB_PREFIX, create_web_app(services))
 
     @app.get("/")
     async def root() -> JSONResponse:

@@ -34,6 +34,9 @@ class Settings(BaseSettings):
     xml130_max_bytes: int = 256 * 1024 * 1024
     xml130_max_table_bytes: int = 8 * 1024 * 1024
     xml130_chunk_episodes: int = 200
+    # Serve the citizen's health-book page at /so-suc-khoe/{personal-id}. Off until access control
+    # lands: anyone who knows a number could read the book. `healthbook demo` turns it on.
+    book_pages: bool = False
 
 
 @lru_cache(maxsize=1)

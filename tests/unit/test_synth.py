@@ -106,14 +106,17 @@ def _cccd(pat: dict[str, object]) -> str:
     idents = pat["identifier"]
     assert isinstance(idents, list)
     return str(
-        next(i["value"] for i in idents if i["system"] == "http://fhir.ehealth.gov.vn/core/NamingSystem/cccd")
+        next(i["value"] for i in idents if i["system"] == "http://fhir.ehealth.gov.vn/core/sid/national_id")
     )
 
 
 def _bhyt(pat: dict[str, object]) -> str | None:
     idents = pat["identifier"]
     assert isinstance(idents, list)
-    return next((i["value"] for i in idents if i["system"].endswith("/bhyt")), None)
+    return next(
+        (i["value"] for i in idents if i["system"] == "http://fhir.ehealth.gov.vn/core/sid/insurance_number"),
+        None,
+    )
 
 
 # --- reproducibility -------------------------------------------------------------------------------------

@@ -9,6 +9,7 @@ from rich.console import Console
 
 from healthbook.cli import bulk as bulk_commands
 from healthbook.cli import db as db_commands
+from healthbook.cli.quality import identity_app, quality_command
 from healthbook.cli.synth import synth_command
 from healthbook.cli.xml130 import xml130_command
 
@@ -20,6 +21,8 @@ bulk_commands.import_app.command("xml130")(xml130_command)
 app.add_typer(bulk_commands.import_app, name="import")
 app.add_typer(bulk_commands.export_app, name="export")
 app.command("synth")(synth_command)
+app.command("quality")(quality_command)
+app.add_typer(identity_app, name="identity")
 console = Console()
 
 
@@ -73,40 +76,56 @@ def _backend(url: str) -> str:
 def demo(
     host: str = typer.Option("127.0.0.1", help="Interface to listen on."),
     port: int = typer.Option(8080, help="TCP port."),
-    citizens: int = typer.Option(50, help="Citizens in a new demo database."),
+    citizens: int = typer.Option(2000, help="Citizens in a new demo database."),
+    seed: int = typer.Option(1, help="Seed of the synthetic population."),
 ) -> None:
-    """Build (or reuse) demo.db with fictitious citizens and serve it."""
-    from healthbook.auth.subject import Caller
+    """Build (or reuse) demo.db with a synthetic Vietnamese population and serve it."""
+    import time
+
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeElapsedColumn
+
     from healthbook.config import Settings
-    from healthbook.demo.sample import sample_resources
+    from healthbook.synth.demo import find_showcase, load_demo, stored_count
 
     url = os.environ.get("HEALTHBOOK_DATABASE_URL", "sqlite:///demo.db")
     os.environ["HEALTHBOOK_DATABASE_URL"] = url
+    os.environ.setdefault("HEALTHBOOK_BOOK_PAGES", "true")
     from healthbook.app import build_services
     from healthbook.db.migrate import ensure_current
-    from healthbook.fhir.service import history
 
-    services = build_services(Settings(database_url=url))
-    ensure_current(services.fhir.db)
-    caller = Caller.system("demo")
-    stored = history(
-        services.fhir, caller, res_type=None, res_id=None, since=None, until=None, offset=0, count=0
-    )
-    count = stored.total
-    if count == 0:
-        loaded = 0
-        for res in sample_resources(citizens):
-            services.fhir.update(caller, res["resourceType"], res["id"], res)
-            loaded += 1
-        console.print(f"Loaded {loaded} demo resources into {url}")
-    services.fhir.db.dispose()
-    console.print("Try:")
-    base = f"http://{host}:{port}/fhir"
-    for path in (
-        "/metadata",
-        "/Patient?name=nguyen",
-        "/Patient/demo-0000",
-        "/Observation?subject=Patient/demo-0000",
-    ):
-        console.print(f"  curl -s '{base}{path}'")
+    # The demo database is disposable: NORMAL keeps WAL durability per checkpoint and loads 3× faster.
+    services = build_services(Settings(database_url=url, sqlite_synchronous="NORMAL"))
+    try:
+        ensure_current(services.fhir.db)
+        if stored_count(services.fhir) == 0:
+            started = time.monotonic()
+            with Progress(
+                "{task.description}", BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(), console=console
+            ) as bar:
+                task = bar.add_task("Tạo dân số mẫu / building the demo population", total=None)
+                loaded = load_demo(
+                    services.fhir,
+                    citizens,
+                    seed,
+                    on_progress=lambda stats: bar.update(task, completed=stats.lines),
+                )
+            console.print(
+                f"Loaded {loaded.stats.lines:,} resources for {citizens:,} citizens into {url} "
+                f"in {time.monotonic() - started:.0f} s ({loaded.stats.errors} rejected)"
+            )
+        else:
+            console.print(f"Reusing {url} (delete it to rebuild)")
+        showcase = find_showcase(services.fhir, services.search)
+    finally:
+        services.fhir.db.dispose()
+    base = f"http://{host}:{port}"
+    console.print("\n[bold]Thử / try:[/bold]")
+    console.print(f"  curl -s '{base}/fhir/metadata'")
+    console.print(f"  curl -s '{base}/fhir/Patient?name=nguyen&_count=5'")
+    for person in showcase:
+        console.print(f"\n  [bold]{person.name}[/bold], CCCD {person.cccd}: {person.why}")
+        console.print(f"    {base}/so-suc-khoe/{person.cccd}")
+        console.print(f"    curl -s '{base}/fhir/Patient/{person.patient_id}/$summary'")
+        console.print(f"    curl -s '{base}/fhir/Patient/{person.patient_id}/$everything'")
+    console.print("")
     serve(host=host, port=port, workers=1)

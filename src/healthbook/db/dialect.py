@@ -6,9 +6,10 @@ from typing import Any
 
 from sqlalchemy import Table, event
 from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.postgresql.dml import Insert as PgInsert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlalchemy.dialects.sqlite.dml import Insert as SqliteInsert
 from sqlalchemy.engine import Connection, Engine
-from sqlalchemy.sql.dml import Insert
 
 
 def normalise_url(url: str) -> str:
@@ -73,7 +74,7 @@ def mark_write(conn: Connection) -> None:
     conn.info["healthbook_begin"] = "IMMEDIATE"
 
 
-def upsert(conn: Connection | Engine, table: Table) -> Insert:
+def upsert(conn: Connection | Engine, table: Table) -> SqliteInsert | PgInsert:
     """An INSERT that the caller can turn into ON CONFLICT DO UPDATE/NOTHING for this backend."""
     if is_sqlite(conn):
         return sqlite_insert(table)

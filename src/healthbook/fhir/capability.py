@@ -6,15 +6,46 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 from healthbook import __version__
+from healthbook.fhir.operations import summary
 from healthbook.fhir.validation import resource_types
+from healthbook.identity import systems
 
 INSTANCE_INTERACTIONS = ["read", "vread", "update", "patch", "delete", "history-instance"]
 TYPE_INTERACTIONS = ["history-type", "create", "search-type"]
 
 PATIENT_OPERATIONS = [
     {"name": "everything", "definition": "http://hl7.org/fhir/OperationDefinition/Patient-everything"},
+    {"name": "summary", "definition": summary.DEFINITION, "documentation": summary.DOCUMENTATION},
     {"name": "export", "definition": "http://hl7.org/fhir/uv/bulkdata/OperationDefinition/patient-export"},
+    {
+        "name": "match",
+        "definition": "http://hl7.org/fhir/OperationDefinition/Patient-match",
+        "documentation": "Exact on the personal ID number (also cancelled ones), otherwise scored on the "
+        "normalised name, birth date, sex, address and BHYT number; grades certain/probable/possible.",
+    },
+    {
+        "name": "merge",
+        "definition": "http://hl7.org/fhir/5.0/OperationDefinition/Patient-merge",
+        "documentation": "The R5 parameters (source-patient[-identifier], target-patient[-identifier], "
+        "preview); answers a merge-id that $unmerge takes.",
+    },
+    {"name": "unmerge", "definition": "https://healthbook.vn/fhir/OperationDefinition/Patient-unmerge"},
+    {"name": "duplicates", "definition": "https://healthbook.vn/fhir/OperationDefinition/Patient-duplicates"},
+    {
+        "name": "not-duplicate",
+        "definition": "https://healthbook.vn/fhir/OperationDefinition/Patient-not-duplicate",
+    },
 ]
+# What each type's identifiers mean here (the identity package checks them on every write).
+TYPE_DOCUMENTATION = {
+    "Patient": "Identifier systems: personal identification number (CCCD, 12 digits) "
+    f"{systems.CCCD}; BHYT card {systems.BHYT}; old identity card (CMND) {systems.CMND}; passport "
+    f"{systems.PASSPORT} (other countries {systems.PASSPORT_PREFIX}XXX). One Patient per personal "
+    "identification number: a second one is refused with 409.",
+    "Practitioner": f"Identifier systems: CCCD {systems.CCCD}; practising certificate "
+    f"{systems.PRACTISING_CERTIFICATE}.",
+    "Organization": f"Identifier system of the 5-character facility code: {systems.FACILITY_CODE}.",
+}
 GROUP_OPERATIONS = [
     {"name": "export", "definition": "http://hl7.org/fhir/uv/bulkdata/OperationDefinition/group-export"},
 ]
@@ -67,6 +98,7 @@ def capability_statement(
                     for name, ptype, doc in search_params(rtype)
                 ],
                 **({"operation": operations} if operations else {}),
+                **({"documentation": TYPE_DOCUMENTATION[rtype]} if rtype in TYPE_DOCUMENTATION else {}),
             }
         )
     system = [{"code": "transaction"}, {"code": "batch"}, {"code": "history-system"}]

@@ -32,6 +32,10 @@ ID_RE = re.compile(r"^[A-Za-z0-9\-.]{1,64}$")
 # Called inside the write transaction after a version is stored: (connection, stored version,
 # parsed resource or None for a deletion, previous patient_key or None).
 WriteHook = Callable[[Connection, StoredVersion, dict[str, Any] | None, str | None], None]
+# Domain rules on a resource body (profiles); errors among the issues make the write a 422.
+BodyCheck = Callable[[dict[str, Any]], list[Issue]]
+# Runs in the write transaction before anything of the resource is written; raising refuses the write.
+PreWriteHook = Callable[[Connection, dict[str, Any], str], None]
 # Finds (patient_key, type, id) of current resources matching a search query string.
 Matcher = Callable[[Connection, str, str], list[tuple[str, str, str]]]
 
@@ -108,6 +112,8 @@ class FhirService:
         self.db = db
         self.policy = policy
         self.write_hooks: list[WriteHook] = []
+        self.body_checks: list[BodyCheck] = []
+        self.pre_write_hooks: list[PreWriteHook] = []
         self.matcher: Matcher | None = None
 
     # ---- reads -------------------------------------------------------------------------------
@@ -291,6 +297,9 @@ class FhirService:
                     expression=f"{res_type}.id",
                 )
         issues = validate_resource(body)
+        if not has_errors(issues):
+            for check in self.body_checks:
+                issues = [*issues, *check(body)]
         if has_errors(issues):
             raise Unprocessable("The resource is not valid", issues=issues)
         if res_id is None:
@@ -372,6 +381,8 @@ class FhirService:
         self, conn: Connection, resource: dict[str, Any], res_id: str, cur: StoredVersion | None, method: str
     ) -> StoredVersion:
         res_type = resource["resourceType"]
+        for pre in self.pre_write_hooks:
+            pre(conn, resource, res_id)
         ts = now_us() if cur is None else max(now_us(), cur.last_updated + 1)
         vid = 1 if cur is None else cur.version_id + 1
         meta = dict(resource.get("meta") or {})

@@ -10,7 +10,9 @@ import orjson
 
 from healthbook.auth.subject import Caller
 from healthbook.fhir.bulk.ndjson_import import ImportStats, Line, import_lines
-from healthbook.fhir.service import FhirService
+from healthbook.fhir.http import Prefer
+from healthbook.fhir.search.service import SearchService
+from healthbook.fhir.service import FhirService, history
 from healthbook.synth import systems
 from healthbook.synth.generate import demo_population
 
@@ -77,3 +79,31 @@ def load_demo(
 def _showcase(key: str, patient: dict[str, Any]) -> Showcase:
     cccd = next(i["value"] for i in patient["identifier"] if i["system"] == systems.CCCD)
     return Showcase(_WHY[key], cccd, patient["name"][0]["text"], patient["id"])
+
+
+def stored_count(fhir: FhirService) -> int:
+    """How many resource versions the database holds: zero means the demo must be built."""
+    stored = history(
+        fhir, Caller.system("demo"), res_type=None, res_id=None, since=None, until=None, offset=0, count=0
+    )
+    return stored.total
+
+
+def find_showcase(fhir: FhirService, search: SearchService) -> list[Showcase]:
+    """People worth showing in an existing demo database, found by search as a user would."""
+    caller = Caller.system("demo")
+    queries = {
+        key: ("Immunization", [("_count", "1")])
+        if key == "Immunization"
+        else ("Condition", [("code", f"{systems.ICD10}|{key}"), ("_count", "1")])
+        for key in _WHY
+    }
+    found: list[Showcase] = []
+    for key, (rtype, pairs) in queries.items():
+        bundle = orjson.loads(search.search_bundle(caller, rtype, pairs, base="", prefer=Prefer()))
+        for entry in bundle.get("entry", []):
+            ref = entry["resource"].get("subject" if rtype == "Condition" else "patient", {}).get("reference")
+            if ref and ref.startswith("Patient/"):
+                stored = fhir.read(caller, "Patient", ref.removeprefix("Patient/"))
+                found.append(_showcase(key, orjson.loads(stored.content or "{}")))
+    return found

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from healthbook.identity.ethnicity import ETHNIC_GROUPS, SYNTH_GROUP_CODES
 from healthbook.synth import identity
 from healthbook.synth import systems as sy
 from healthbook.synth.chart import MOTHER, Chart, code_of
@@ -13,6 +14,8 @@ from healthbook.synth.population import Person
 
 _PUBLIC_POLICY = code_of(sy.COVERAGE_TYPE, "PUBLICPOL", "public healthcare", "Bảo hiểm y tế")
 _SELF = code_of("http://terminology.hl7.org/CodeSystem/subscriber-relationship", "self", "Self")
+_VIETNAM = code_of(sy.CS_COUNTRY, "VN", "Viet Nam", "Việt Nam")
+_GROUP = SYNTH_GROUP_CODES
 _PLAN = code_of("http://terminology.hl7.org/CodeSystem/coverage-class", "plan", "Plan")
 
 
@@ -37,6 +40,18 @@ def patient(chart: Chart, children: list[Person]) -> dict[str, Any]:
         "gender": p.gender,
         "birthDate": day(p.birth),
         "address": [p.address],
+        "extension": [
+            {
+                "url": sy.EXT_ETHNICITY,
+                "valueCodeableConcept": code_of(
+                    sy.CS_ETHNICITY,
+                    _GROUP[p.group],
+                    ETHNIC_GROUPS[_GROUP[p.group]],
+                    ETHNIC_GROUPS[_GROUP[p.group]],
+                ),
+            },
+            {"url": sy.EXT_NATIONALITY, "valueCodeableConcept": _VIETNAM},
+        ],
         "generalPractitioner": [{"reference": f"Organization/{chart.station.id}"}],
         "communication": [
             {"language": code_of("urn:ietf:bcp:47", "vi", "Vietnamese", "Tiếng Việt"), "preferred": True}

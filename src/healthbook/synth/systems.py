@@ -2,14 +2,21 @@
 
 from __future__ import annotations
 
-# Identifiers (the lead's choice; reused by the identity work).
-CCCD = "http://fhir.ehealth.gov.vn/core/NamingSystem/cccd"
-BHYT = "http://fhir.ehealth.gov.vn/core/NamingSystem/bhyt"
-FACILITY_CODE = "http://fhir.ehealth.gov.vn/core/NamingSystem/facility-code"
-# Practising-certificate number (chứng chỉ hành nghề), used for MA_BAC_SI in XML 130; chosen by synth.
-PRACTISING_CERTIFICATE = "http://fhir.ehealth.gov.vn/core/NamingSystem/practising-certificate"
-# Synthetic identifiers that only the generator uses (episode keys, referral slips, donations).
-SYNTH_ID = "http://fhir.ehealth.gov.vn/core/NamingSystem/synth"
+# Identifiers: the identity package owns them.
+from healthbook.identity.systems import (
+    BHYT,
+    CCCD,
+    CS_ADMIN_UNIT_2025,
+    CS_COUNTRY,
+    CS_ETHNICITY,
+    EXT_COMMUNE,
+    EXT_ETHNICITY,
+    EXT_NATIONALITY,
+    EXT_PROVINCE,
+    FACILITY_CODE,
+    HEALTHBOOK,
+    PRACTISING_CERTIFICATE,
+)
 
 # Code systems.
 ICD10 = "http://hl7.org/fhir/sid/icd-10"
@@ -32,14 +39,25 @@ COVERAGE_TYPE = "http://terminology.hl7.org/CodeSystem/v3-ActCode"
 PRACTITIONER_ROLE = "http://terminology.hl7.org/CodeSystem/practitioner-role"
 MED_REQUEST_CATEGORY = "http://terminology.hl7.org/CodeSystem/medicationrequest-category"
 EPISODE_TYPE = "http://terminology.hl7.org/CodeSystem/episodeofcare-type"
-# Vietnamese code systems (administrative units of 2025, facility levels, BHYT beneficiary categories).
-ADMIN_UNIT_2025 = "http://fhir.ehealth.gov.vn/core/CodeSystem/admin-unit-2025"
-FACILITY_LEVEL = "http://fhir.ehealth.gov.vn/core/CodeSystem/facility-level"
-BHYT_CATEGORY = "http://fhir.ehealth.gov.vn/core/CodeSystem/bhyt-category"
-SYNTH_PROCEDURE = "http://fhir.ehealth.gov.vn/core/CodeSystem/synth-procedure"
-
-# Extensions on Address carrying the 2025 commune (5 digits) and province (2 digits) codes.
-EXT_PROVINCE = "http://fhir.ehealth.gov.vn/core/StructureDefinition/address-province"
-EXT_COMMUNE = "http://fhir.ehealth.gov.vn/core/StructureDefinition/address-commune"
+# Vietnamese code systems of our own (the guides define none for these).
+ADMIN_UNIT_2025 = CS_ADMIN_UNIT_2025
+FACILITY_LEVEL = f"{HEALTHBOOK}/CodeSystem/facility-level"
+BHYT_CATEGORY = f"{HEALTHBOOK}/CodeSystem/bhyt-category"
+SYNTH_PROCEDURE = f"{HEALTHBOOK}/CodeSystem/synth-procedure"
+# Synthetic identifiers that only the generator uses (episode keys, referral slips, donations).
+SYNTH_ID = f"{HEALTHBOOK}/sid/synth"
 # Marks every generated resource, so synthetic data can never pass for real records.
-SYNTH_TAG = {"system": "http://fhir.ehealth.gov.vn/core/CodeSystem/data-origin", "code": "synthetic"}
+SYNTH_TAG = {"system": f"{HEALTHBOOK}/CodeSystem/data-origin", "code": "synthetic"}
+
+__all__ = [
+    "BHYT",
+    "CCCD",
+    "CS_COUNTRY",
+    "CS_ETHNICITY",
+    "EXT_COMMUNE",
+    "EXT_ETHNICITY",
+    "EXT_NATIONALITY",
+    "EXT_PROVINCE",
+    "FACILITY_CODE",
+    "PRACTISING_CERTIFICATE",
+]

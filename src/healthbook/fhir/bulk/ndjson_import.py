@@ -126,18 +126,25 @@ def _write_chunk(
                 _error(line, exc.issues, sink)
                 stats.errors += 1
                 continue
-            if key in known:
-                result = fhir._put(conn, body, key[1], None, "PUT")
-                if not result.changed:
-                    stats.unchanged += 1
-                elif result.status == 201:
-                    stats.created += 1
+            try:
+                # Pre-write rules (one health book per personal ID number) refuse a line before any
+                # of it is written, so the rest of the chunk goes on.
+                if key in known:
+                    result = fhir._put(conn, body, key[1], None, "PUT")
+                    if not result.changed:
+                        stats.unchanged += 1
+                    elif result.status == 201:
+                        stats.created += 1
+                    else:
+                        stats.updated += 1
                 else:
-                    stats.updated += 1
-            else:
-                fhir._store(conn, body, key[1], None, "PUT")
-                known.add(key)
-                stats.created += 1
+                    fhir._store(conn, body, key[1], None, "PUT")
+                    known.add(key)
+                    stats.created += 1
+            except HealthbookError as exc:
+                _error(line, exc.issues, sink)
+                stats.errors += 1
+                continue
             stats.by_type[key[0]] = stats.by_type.get(key[0], 0) + 1
 
 

@@ -12,7 +12,7 @@ from sqlalchemy.sql import Select
 
 from healthbook.fhir.store.batch import UPDATE_CURRENT as _UPDATE_CURRENT
 from healthbook.fhir.store.batch import flush_if_pending, pending
-from healthbook.fhir.store.schema import resource, resource_locator, resource_version
+from healthbook.fhir.store.schema import INDEX_TABLES, resource, resource_locator, resource_version
 
 
 @dataclass(frozen=True, slots=True)
@@ -234,3 +234,28 @@ def current_by_key(conn: Connection, keys: Sequence[tuple[str, str]]) -> list[Cu
         stmt = select(_l.patient_key, _l.res_type, _l.res_id).where(tuple_(_l.res_type, _l.res_id).in_(chunk))
         owners.extend((x[0], x[1], x[2]) for x in conn.execute(stmt))
     return current_by_owner(conn, owners)
+
+
+def keys_of_patient(conn: Connection, patient_key: str) -> list[tuple[str, str]]:
+    """(type, id) of every live resource filed under one patient key (one shard)."""
+    _flush_all(conn)
+    stmt = select(_r.res_type, _r.res_id).where(_r.patient_key == patient_key, _r.deleted == false())
+    return [(x[0], x[1]) for x in conn.execute(stmt.order_by(_r.res_type, _r.res_id))]
+
+
+def referencing(conn: Connection, target_type: str, target_id: str) -> list[tuple[str, str, str]]:
+    """(patient_key, type, id) of live resources whose indexed references point at one resource."""
+    _flush_all(conn)
+    ref = INDEX_TABLES["reference"].c
+    stmt = (
+        select(ref.patient_key, ref.res_type, ref.res_id)
+        .where(ref.target_type == target_type, ref.target_id == target_id)
+        .distinct()
+    )
+    return sorted((x[0], x[1], x[2]) for x in conn.execute(stmt))
+
+
+def _flush_all(conn: Connection) -> None:
+    queue = pending(conn)
+    if queue is not None:
+        queue.flush(conn)

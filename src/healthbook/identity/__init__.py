@@ -1,0 +1,1 @@
+"""Vietnamese citizen identity: identifiers, profiles, one health book per citizen."""

@@ -1,0 +1,1 @@
+"""Reports: one module per report, its queries in repository.py."""
