@@ -1,9 +1,9 @@
-"""Vendor the QĐ 4750 field tables and the QĐ 4469 ICD-10 list for the XML130 importer.
+"""Vendor the QĐ 4750 field tables for the XML130 importer (the ICD-10 list is healthbook.terminology's).
 
 Usage: python scripts/vendor_xml130.py [SHARED_DATA_DIR]   (default: ../shared/data beside the repository)
 
-Reads xml130-qd4750-fields.csv and icd10-vn-qd4469.csv (see SOURCES.md there) and writes
-src/healthbook/imports/xml130/data/fields.json and icd10-vn.json.gz. The field table keeps the
+Reads xml130-qd4750-fields.csv (see SOURCES.md there) and writes
+src/healthbook/imports/xml130/data/fields.json. The field table keeps the
 appendix's type and size, applies the QĐ 4750 corrections that the CSV states in words
 ("Đổi kiểu dữ liệu thành chuỗi", "Tăng kích thước tối đa lên N ký tự"), and adds the value kind the
 importer checks (string, number, date, datetime, …), derived from the field name and size as below.
@@ -12,11 +12,9 @@ importer checks (string, number, date, datetime, …), derived from the field na
 from __future__ import annotations
 
 import csv
-import gzip
 import json
 import re
 import sys
-import unicodedata
 from pathlib import Path
 from typing import Any
 
@@ -90,32 +88,15 @@ def fields(path: Path) -> dict[str, Any]:
     return tables
 
 
-def icd10(path: Path) -> dict[str, list[str]]:
-    """code -> [Vietnamese name (NFC), flags]: 'P' not a principal diagnosis (A2), 'F'/'M' one sex only."""
-    out: dict[str, list[str]] = {}
-    with path.open(encoding="utf-8", newline="") as handle:
-        for row in csv.DictReader(handle):
-            code = row["code_base"]
-            flags = ("P" if row["not_principal"] == "1" else "") + row["sex_only"]
-            name = unicodedata.normalize("NFC", row["name_vi"])
-            if code in out and row["marker"]:
-                continue  # A17 and A17†: keep the plain row's name
-            out[code] = [name, flags]
-    return out
-
-
 def main(shared: Path) -> None:
-    """Write fields.json and icd10-vn.json.gz."""
+    """Write fields.json."""
     OUT.mkdir(parents=True, exist_ok=True)
     tables = fields(shared / "xml130-qd4750-fields.csv")
     (OUT / "fields.json").write_text(
         json.dumps(tables, ensure_ascii=False, indent=1, sort_keys=True) + "\n", encoding="utf-8"
     )
-    codes = icd10(shared / "icd10-vn-qd4469.csv")
-    data = json.dumps(codes, ensure_ascii=False, sort_keys=True, separators=(",", ":")).encode()
-    (OUT / "icd10-vn.json.gz").write_bytes(gzip.compress(data, mtime=0))
     n_fields = sum(len(t["fields"]) for t in tables.values())
-    print(f"{n_fields} fields in {len(tables)} tables; {len(codes)} codes")  # noqa: T201
+    print(f"{n_fields} fields in {len(tables)} tables")  # noqa: T201
 
 
 if __name__ == "__main__":

@@ -170,9 +170,7 @@ def test_an_episode_that_maps_to_invalid_fhir_leaves_nothing_behind(
     monkeypatch.setattr("healthbook.imports.xml130.mappers.documents.kept_tables", broken)
     before = _counts(services)
     report = _import(services, sample.submission(sample.episode_rows("B")))
-    assert (
-        report.episodes[0].status == "rejected" and "not valid FHIR" in report.episodes[0].problems[0].message
-    )
+    assert report.episodes[0].status == "rejected" and "is refused" in report.episodes[0].problems[0].message
     assert _counts(services) == before  # not even the new Patient, Organizations or Practitioners
 
 

@@ -12,7 +12,7 @@ from healthbook.fhir.validation import validate_resource
 from healthbook.imports.xml130 import codes as cs
 from healthbook.imports.xml130.episode import Episode, assemble
 from healthbook.imports.xml130.mappers import Context, Refs, map_episode, needs
-from healthbook.imports.xml130.mappers.birth import child_resource
+from healthbook.imports.xml130.mappers.birth import child_resource, newborn
 from healthbook.imports.xml130.mappers.summary import patient_resource, person
 from healthbook.imports.xml130.source import Limits, Submission
 from healthbook.testing import xml130 as sample
@@ -60,7 +60,7 @@ def test_every_mapped_resource_is_valid_fhir(mapped: tuple[Episode, Context, Ref
     who, _ = person(ep)
     extra = [
         patient_resource("pat", ep, who, refs.organizations),
-        child_resource("child-1", ep, ep.table("XML9")[0]),
+        child_resource("child-1", ep, ep.table("XML9")[0], newborn(ep, ep.table("XML9")[0])),
     ]
     for res in ctx.out + extra:
         issues = validate_resource(res)
@@ -84,8 +84,10 @@ def test_xml1_patient(mapped: tuple[Episode, Context, Refs]) -> None:
     assert {(i["system"], i["value"]) for i in p["identifier"]} == {
         (cs.CCCD, "001190123456"),
         (cs.BHYT, "DN4010123456789"),
-        (f"{cs.PATIENT_CODE}/01001", "BN0001"),
+        (cs.PATIENT_CODE, "BN0001"),
     }
+    local = next(i for i in p["identifier"] if i["system"] == cs.PATIENT_CODE)
+    assert local["assigner"] == {"identifier": {"system": cs.FACILITY, "value": "01001"}}
     card = next(i for i in p["identifier"] if i["system"] == cs.BHYT)
     assert card["period"] == {"start": "2026-01-01", "end": "2026-12-31"}
     assert p["name"] == [
@@ -99,29 +101,49 @@ def test_xml1_patient(mapped: tuple[Episode, Context, Refs]) -> None:
     }
     assert p["telecom"] == [{"system": "phone", "value": "0912345678"}]
     ext = {e["url"]: e for e in p["extension"]}
-    assert ext[cs.EXT_ETHNICITY]["valueCoding"]["code"] == "01"
-    assert ext[cs.EXT_OCCUPATION]["valueCoding"]["code"] == "00000"
-    assert ext[cs.EXT_NATIONALITY]["extension"][0]["valueCodeableConcept"]["coding"][0]["code"] == "000"
+    assert ext[cs.EXT_ETHNICITY]["valueCodeableConcept"]["coding"][0] == {
+        "system": cs.CS_ETHNICITY, "code": "01", "display": "Kinh"}  # fmt: skip
+    assert ext[cs.EXT_OCCUPATION]["valueCodeableConcept"]["coding"][0]["code"] == "00000"
+    assert ext[cs.EXT_NATIONALITY]["valueCodeableConcept"]["coding"][0]["code"] == "000"
     assert p["generalPractitioner"] == [{"reference": "Organization/org-01100"}]
 
 
 def test_xml1_patient_variants() -> None:
     rows = sample.variant(sample.episode_rows(), "XML1", SO_CCCD="1190123456", NGAY_SINH="202606011130",
-                          MAHUYEN_CU_TRU="001", DIEN_THOAI="912345678")  # fmt: skip
+                          DIEN_THOAI="912345678", MATINH_CU_TRU="01", MAHUYEN_CU_TRU="001", MAXA_CU_TRU="00001")  # fmt: skip
     ep = _episode(rows)
     who, problems = person(ep)
     assert who.identity == (cs.CCCD, "001190123456") and "leading zeros" in problems[0].message
+    assert not who.identity_valid  # the number says born 1990, NGAY_SINH 2026: not carried by a new Patient
     p = patient_resource("pat", ep, who, {})
     assert p["_birthDate"]["extension"][0] == {
         "url": cs.EXT_BIRTH_TIME,
         "valueDateTime": "2026-06-01T11:30:00+07:00",
     }
+    assert {i["system"] for i in p["identifier"]} == {cs.BHYT, cs.PATIENT_CODE}
     urls = [e["url"] for e in p["address"][0]["extension"]]
-    assert urls == [cs.EXT_PROVINCE_LEGACY, cs.EXT_DISTRICT_LEGACY, cs.EXT_COMMUNE_LEGACY]
+    assert urls == [cs.EXT_PROVINCE, cs.EXT_DISTRICT, cs.EXT_COMMUNE]  # read in the pre-2025 units
     assert p["telecom"][0]["value"] == "0912345678"
-    for raw, system in (("123456789", cs.CMND), ("B1234567", cs.OTHER_ID)):
+    for raw, system in (("123456789", cs.CMND), ("B1234567", cs.PASSPORT), ("VNEID-abc", cs.OTHER_ID)):
         who, _ = person(_episode(sample.variant(sample.episode_rows(), "XML1", SO_CCCD=raw)))
-        assert who.identity == (system, raw)
+        assert who.identity is not None and who.identity[0] == system
+
+
+def test_identity_rules_drop_what_a_new_patient_may_not_carry() -> None:
+    rows = sample.variant(sample.episode_rows(), "XML1", MA_THE_BHYT="DN4010123456789;XX0001", MA_DANTOC="99",
+                          MATINH_CU_TRU="01", MAXA_CU_TRU="99999")  # fmt: skip
+    ep = _episode(rows)
+    who, problems = person(ep)
+    assert who.cards == ("DN4010123456789",)
+    assert {p.field for p in problems} == {"MA_THE_BHYT", "MA_DANTOC", "MAXA_CU_TRU"}
+    assert all(not p.is_error for p in problems)
+    p = patient_resource("pat", ep, who, {})
+    assert "extension" not in p["address"][0] and all(
+        e["url"] != cs.EXT_ETHNICITY for e in p.get("extension", [])
+    )
+    from healthbook.identity.profiles import check_resource
+
+    assert [i for i in check_resource(p) if i.severity == "error"] == []
 
 
 def test_xml1_encounter(mapped: tuple[Episode, Context, Refs]) -> None:
@@ -339,7 +361,7 @@ def test_xml9_mother_and_child_linked(mapped: tuple[Episode, Context, Refs]) -> 
     assert cert["subject"] == {"reference": "Patient/child-1"} and cert["encounter"] == ctx.encounter
     assert cert["section"][0]["entry"] == [{"reference": "Patient/pat"}, ctx.encounter]
     assert cert["identifier"]["value"] == "2026/123"
-    child = child_resource("child-1", ep, ep.table("XML9")[0])
+    child = child_resource("child-1", ep, ep.table("XML9")[0], newborn(ep, ep.table("XML9")[0]))
     assert child["name"][0]["text"] == "Lê Minh Khôi" and child["gender"] == "male"
     assert child["birthDate"] == "2026-06-01" and child["identifier"][0]["use"] == "temp"
     assert [c["relationship"][0]["coding"][0]["code"] for c in child["contact"]] == ["MTH", "FTH"]

@@ -17,6 +17,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
+from healthbook.identity.ethnicity import SYNTH_GROUP_CODES
 from healthbook.imports.xml130 import render
 from healthbook.synth import systems as sy
 from healthbook.synth.facilities import Facility, Network
@@ -69,7 +70,7 @@ DELIVERY = {
     "11466000": ("12.0297.0591", "Phẫu thuật lấy thai lần đầu", "74.1", 2700000),
 }
 LEVEL_RATE = {"1": 100, "2": 100, "3": 95, "4": 80, "5": 100}
-ETHNIC = {"kinh": "01", "tay": "02", "thai": "03", "hmong": "08", "ede": "12"}
+ETHNIC = SYNTH_GROUP_CODES
 
 
 @dataclass

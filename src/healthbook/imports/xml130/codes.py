@@ -1,19 +1,20 @@
 """Code systems, identifier systems, extension URLs and the code tables of the XML130 mapping.
 
-Identifier systems of persons and facilities come from healthbook.synth.systems (CCCD, BHYT, FACILITY_CODE,
-PRACTISING_CERTIFICATE); everything below is specific to the XML130 import. Vietnamese code lists that have no
-published FHIR code system (DMDC lists, MA_LOAI_KCB, …) get a healthbook URL under the canonical base of the
-Ministry's draft VN Core IG (vn-standards §7.2); the URLs are this project's choice, not an IG's.
+Identifier systems of persons and facilities, the patient extensions and the address-code extensions come from
+healthbook.identity.systems (VN Core where it defines them, docs/identity.md); everything below them is specific to
+the XML130 import. Vietnamese code lists that have no published FHIR code system (DMDC lists, MA_LOAI_KCB, …) get
+a URL under the canonical base of the Ministry's draft VN Core IG (vn-standards §7.2); those URLs are this
+project's choice, not an IG's.
 """
 
 from __future__ import annotations
 
+from healthbook.identity import systems as ids
 from healthbook.synth import systems as sy
 
 BASE = "http://fhir.ehealth.gov.vn/core"
 # Identifiers; those that are only unique within one facility end in /<MACSKCB>.
 EPISODE = f"{BASE}/NamingSystem/xml130-ma-lk"  # + /MACSKCB: the MA_LK of an episode
-PATIENT_CODE = f"{BASE}/NamingSystem/ma-bn"  # + /MACSKCB: MA_BN, the facility's patient number
 RECORD_NUMBER = f"{BASE}/NamingSystem/ma-hsba"  # + /MACSKCB: MA_HSBA
 REFERRAL_SLIP = f"{BASE}/NamingSystem/giay-chuyen-tuyen"  # + /MACSKCB of the issuer
 REFERRAL_FILE = f"{BASE}/NamingSystem/so-hoso-chuyen-tuyen"  # + /MACSKCB
@@ -21,13 +22,15 @@ REFERRAL_BOOK = f"{BASE}/NamingSystem/so-chuyen-tuyen"  # + /MACSKCB
 APPOINTMENT_SLIP = f"{BASE}/NamingSystem/giay-hen-kham-lai"  # + /MACSKCB
 ARCHIVE_NUMBER = f"{BASE}/NamingSystem/so-luu-tru"  # + /MACSKCB: SO_LUU_TRU of XML7
 BIRTH_CERTIFICATE = f"{BASE}/NamingSystem/giay-chung-sinh"  # + /MACSKCB: QUYEN_SO/SO of XML9
-CMND = f"{BASE}/NamingSystem/cmnd"  # the old 9-digit identity card
-OTHER_ID = f"{BASE}/NamingSystem/xml130-so-cccd"  # SO_CCCD that is neither CCCD nor CMND (passport, VNeID)
+OTHER_ID = f"{BASE}/NamingSystem/xml130-so-cccd"  # SO_CCCD that is neither CCCD, CMND nor passport (VNeID)
 BHXH = f"{BASE}/NamingSystem/bhxh"  # the 10-digit social-insurance number (mã số BHXH)
-CCCD = sy.CCCD
-BHYT = sy.BHYT
-FACILITY = sy.FACILITY_CODE
-CERTIFICATE = sy.PRACTISING_CERTIFICATE
+CCCD = ids.CCCD
+CMND = ids.CMND
+PASSPORT = ids.PASSPORT
+BHYT = ids.BHYT
+PATIENT_CODE = ids.PATIENT_INTERNAL_ID  # MA_BN, with the facility as assigner
+FACILITY = ids.FACILITY_CODE
+CERTIFICATE = ids.PRACTISING_CERTIFICATE
 
 # Code systems.
 ICD10 = sy.ICD10
@@ -51,9 +54,7 @@ SUPPLY = f"{BASE}/CodeSystem/dmdc-vtyt"  # MA_VAT_TU
 RESULT_INDEX = f"{BASE}/CodeSystem/dmdc-chi-so"  # MA_CHI_SO (QĐ 7603 PL 11)
 ROUTE = f"{BASE}/CodeSystem/dmdc-duong-dung"  # DUONG_DUNG
 DEPARTMENT = f"{BASE}/CodeSystem/dmdc-khoa"  # MA_KHOA (QĐ 5937 PL 5)
-ETHNICITY = f"{BASE}/CodeSystem/dan-toc-gso"  # MA_DANTOC (QĐ 121-TCTK/PPCĐ)
-NATIONALITY = f"{BASE}/CodeSystem/quoc-tich-tt07"  # MA_QUOCTICH (TT 07/2016/TT-BCA PL 2)
-OCCUPATION = f"{BASE}/CodeSystem/nghe-nghiep-qd34"  # MA_NGHE_NGHIEP (QĐ 34/2020/QĐ-TTg)
+NATIONALITY = f"{BASE}/CodeSystem/quoc-tich-tt07"  # MA_QUOCTICH (TT 07/2016/TT-BCA PL 2; not ISO 3166)
 V3_ACT = sy.V3_ACT_CODE
 V3_ROLE = sy.V3_ROLE_CODE
 DISCHARGE_DISPOSITION = "http://terminology.hl7.org/CodeSystem/discharge-disposition"
@@ -67,15 +68,15 @@ PROVENANCE_ROLE = "http://terminology.hl7.org/CodeSystem/provenance-participant-
 
 # Extensions.
 EXT_TREATMENT_RESULT = f"{BASE}/StructureDefinition/xml130-ket-qua-dtri"  # on Encounter
-EXT_ETHNICITY = f"{BASE}/StructureDefinition/patient-ethnicity"
-EXT_OCCUPATION = f"{BASE}/StructureDefinition/patient-occupation"
-EXT_NATIONALITY = "http://hl7.org/fhir/StructureDefinition/patient-nationality"
+EXT_ETHNICITY = ids.EXT_ETHNICITY  # valueCodeableConcept of CS_ETHNICITY: the GSO codes of MA_DANTOC
+CS_ETHNICITY = ids.CS_ETHNICITY
+EXT_OCCUPATION = ids.EXT_OCCUPATION
+CS_OCCUPATION = ids.CS_OCCUPATION  # MA_NGHE_NGHIEP (QĐ 34/2020/QĐ-TTg)
+EXT_NATIONALITY = ids.EXT_NATIONALITY
 EXT_BIRTH_TIME = "http://hl7.org/fhir/StructureDefinition/patient-birthTime"
-EXT_PROVINCE = sy.EXT_PROVINCE  # 2025 units (addresses of episodes from 01/07/2025 without a district)
-EXT_COMMUNE = sy.EXT_COMMUNE
-EXT_PROVINCE_LEGACY = f"{BASE}/StructureDefinition/address-province-legacy"
-EXT_DISTRICT_LEGACY = f"{BASE}/StructureDefinition/address-district-legacy"
-EXT_COMMUNE_LEGACY = f"{BASE}/StructureDefinition/address-commune-legacy"
+EXT_PROVINCE = ids.EXT_PROVINCE  # address codes: with a district code they are read in the pre-2025 units
+EXT_DISTRICT = ids.EXT_DISTRICT
+EXT_COMMUNE = ids.EXT_COMMUNE
 EXT_CONTENT_HASH = f"{BASE}/StructureDefinition/xml130-content-sha256"  # on Provenance.entity
 
 GENDER = {"1": "male", "2": "female", "3": "unknown"}

@@ -28,6 +28,7 @@ from healthbook.fhir.search.service import SearchService
 from healthbook.fhir.service import FhirService
 from healthbook.fhir.timeutil import now_us, to_instant
 from healthbook.fhir.upsert import Upsert, check, upserting
+from healthbook.identity.identifiers import check_facility_code
 from healthbook.imports.xml130 import codes as cs
 from healthbook.imports.xml130 import patients
 from healthbook.imports.xml130.episode import Episode, assemble
@@ -234,7 +235,8 @@ class Xml130Importer:
         """Map and check one episode; None when it is rejected or unchanged."""
         ep, er = item.episode, item.report
         assert item.needs is not None
-        refs, created = self._refs(ep, item.needs)
+        refs, created, problems = self._refs(ep, item.needs)
+        er.problems.extend(problems)
         digest = _digest(ep, refs)
         old_targets: set[tuple[str, str]] = set()
         if previous is not None:
@@ -257,8 +259,9 @@ class Xml130Importer:
                 body, _warnings = check(self.fhir, res)
             except HealthbookError as exc:
                 for issue in exc.issues[:5]:
-                    invalid.append(error(issue.code, f"the mapped {res['resourceType']} is not valid FHIR: "
-                                         f"{issue.diagnostics}"))  # fmt: skip
+                    if issue.severity in ("error", "fatal"):
+                        invalid.append(error(issue.code, f"the {res['resourceType']} made from it is refused: "
+                                             f"{issue.diagnostics}"))  # fmt: skip
                 continue
             bodies.append(body)
         if invalid:
@@ -346,15 +349,21 @@ class Xml130Importer:
                 return out
             offset += count
 
-    def _refs(self, ep: Episode, n: Needs) -> tuple[Refs, list[tuple[list[Key], Resource]]]:
+    def _refs(self, ep: Episode, n: Needs) -> tuple[Refs, list[tuple[list[Key], Resource]], list[Problem]]:
         """Ids of the episode's patient, facilities, staff and newborns; the shared resources to create."""
         created: list[tuple[list[Key], Resource]] = []
+        problems: list[Problem] = []
         organizations: dict[str, str] = {}
         for code in n.facilities:
             key: Key = ("Organization", cs.FACILITY, code)
             ids = self.cache.ids(key)
             if ids:
                 organizations[code] = ids[0]
+                continue
+            refused = [p for p in check_facility_code(code) if p.severity == "error"]
+            if refused:
+                problems.append(warning("business-rule", f"{refused[0].text}; the facility is not linked",
+                                        field="MA_CSKCB", value=code))  # fmt: skip
                 continue
             oid = shared_id("Organization", cs.FACILITY, code)
             organizations[code] = oid
@@ -393,10 +402,10 @@ class Xml130Importer:
             if found.created:
                 row = next(r for r in ep.table("XML9") if r.number == row_number)
                 keys = patients.lookup_keys(child) or [("episode", child.fallback)]
-                child_body = child_resource(found.patient_id, ep, row)
+                child_body = child_resource(found.patient_id, ep, row, child)
                 if all(r["id"] != found.patient_id for _, r in created):
                     created.append(([("Patient", k[0], k[1]) for k in keys], child_body))
-        return refs, created
+        return refs, created, problems
 
 
 def _escape(value: str) -> str:

@@ -18,7 +18,7 @@ from healthbook.imports.xml130.mappers.common import (
 )
 from healthbook.imports.xml130.mappers.documents import _composition, _section, _show
 from healthbook.imports.xml130.mappers.summary import address, human_name
-from healthbook.imports.xml130.patients import Person
+from healthbook.imports.xml130.patients import Person, valid_cards
 from healthbook.imports.xml130.tables import Row
 
 _MOTHER = concept(cs.V3_ROLE, "MTH", "mother", "Mẹ")
@@ -28,10 +28,11 @@ _FATHER = concept(cs.V3_ROLE, "FTH", "father", "Cha")
 def newborn(ep: Episode, row: Row) -> Person:
     """Who the child is, for patients.resolve: only the temporary BHYT code, if any, identifies a newborn."""
     card = (row.get("MA_THE_TAM") or "").strip().upper()
-    return Person(None, (card,) if card else (), None, f"{ep.facility}|{ep.ma_lk}|XML9|{row.number}")
+    cards, _ = valid_cards([card] if card else [])
+    return Person(None, cards, None, f"{ep.facility}|{ep.ma_lk}|XML9|{row.number}")
 
 
-def child_resource(pid: str, ep: Episode, row: Row) -> Resource:
+def child_resource(pid: str, ep: Episode, row: Row, child: Person) -> Resource:
     """A new Patient for the newborn of an XML9 row, with the mother (and father) as contacts."""
     res: Resource = {
         "resourceType": "Patient",
@@ -39,8 +40,8 @@ def child_resource(pid: str, ep: Episode, row: Row) -> Resource:
         "active": True,
         "gender": cs.GENDER.get(row.get("GIOI_TINH_CON") or "3", "unknown"),
     }
-    if row.get("MA_THE_TAM"):
-        res["identifier"] = [{"use": "temp", "system": cs.BHYT, "value": row.values["MA_THE_TAM"].upper()}]
+    if child.cards:
+        res["identifier"] = [{"use": "temp", "system": cs.BHYT, "value": child.cards[0]}]
     if row.get("HO_TEN_CON"):
         res["name"] = [human_name(row.values["HO_TEN_CON"])]
     if row.get("NGAY_SINH_CON"):

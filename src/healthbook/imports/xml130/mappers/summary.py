@@ -5,6 +5,8 @@ from __future__ import annotations
 import re
 from typing import Any
 
+from healthbook.identity.ethnicity import ETHNIC_GROUPS
+from healthbook.identity.profiles import check_address
 from healthbook.imports.xml130 import codes as cs
 from healthbook.imports.xml130 import icd
 from healthbook.imports.xml130.episode import Episode
@@ -20,24 +22,41 @@ from healthbook.imports.xml130.mappers.common import (
     quantity,
     when,
 )
-from healthbook.imports.xml130.patients import Person, identifiers, identity_key
+from healthbook.imports.xml130.patients import Person, identifiers, identity_key, valid_cards
 from healthbook.imports.xml130.tables import Row, split_codes
 
-_CARD = re.compile(r"^[A-Z]{2}\d{13}$|^\d{10}$")
 _BLOOD = re.compile(r"^(AB|A|B|O)?\s*(?:RH)?\s*(\+|-|DƯƠNG|ÂM|POS|NEG)?$")
 
 
 def person(ep: Episode) -> tuple[Person, list[Problem]]:
-    """Who the episode's patient is, for patients.resolve."""
+    """Who the episode's patient is, for patients.resolve, and what the identity rules say about it."""
     s = ep.summary
-    identity, problems = identity_key(s.get("SO_CCCD"))
-    cards = tuple(c.strip().upper() for c in (s.get("MA_THE_BHYT") or "").split(";") if c.strip())
-    for card in cards:
-        if not _CARD.match(card):
-            problems.append(warning("value", "is not a 15-character BHYT card code (or a 10-digit BHXH number)",
-                                    table="XML1", row=1, field="MA_THE_BHYT", value=card))  # fmt: skip
-    local = (f"{cs.PATIENT_CODE}/{ep.facility}", s.get("MA_BN") or "") if s.get("MA_BN") else None
-    return Person(identity, cards, local, f"{ep.facility}|{ep.ma_lk}"), problems
+    born = birth(s.values["NGAY_SINH"])[0] if s.get("NGAY_SINH") else None
+    gender = cs.GENDER.get(s.get("GIOI_TINH") or "")
+    identity, valid, problems = identity_key(s.get("SO_CCCD"), gender=gender, birth=born)
+    raw_cards = [c.strip().upper() for c in (s.get("MA_THE_BHYT") or "").split(";") if c.strip()]
+    cards, card_problems = valid_cards(raw_cards)
+    problems += card_problems
+    local = (cs.PATIENT_CODE, f"{ep.facility}/{s.values['MA_BN']}") if s.get("MA_BN") else None
+    address(s, problems=problems)
+    _ethnicity(s.get("MA_DANTOC"), problems, "XML1", "MA_DANTOC")
+    return Person(identity, cards, local, f"{ep.facility}|{ep.ma_lk}", valid), problems
+
+
+def _ethnicity(
+    code: str | None, problems: list[Problem] | None, table: str, name: str
+) -> dict[str, Any] | None:
+    """The VN Core ethnicity extension of a GSO code; None (and a warning) for a code not in the list."""
+    if not code:
+        return None
+    group = ETHNIC_GROUPS.get(code)
+    if group is None:
+        if problems is not None:
+            problems.append(warning("code-invalid", "is not one of the 54 ethnic-group codes (01-54, 55 "
+                                    "foreigners) of QĐ 121-TCTK; not recorded", table=table, row=1, field=name,
+                                    value=code))  # fmt: skip
+        return None
+    return {"url": cs.EXT_ETHNICITY, "valueCodeableConcept": concept(cs.CS_ETHNICITY, code, group, group)}
 
 
 def _cards(s: Row, cards: tuple[str, ...]) -> list[dict[str, Any]]:
@@ -57,8 +76,14 @@ def _cards(s: Row, cards: tuple[str, ...]) -> list[dict[str, Any]]:
     return out
 
 
-def address(s: Row, text_field: str = "DIA_CHI") -> dict[str, Any] | None:
-    """DIA_CHI with the residence codes: 2025 units when there is no district code, else the old units."""
+def address(
+    s: Row, text_field: str = "DIA_CHI", *, problems: list[Problem] | None = None
+) -> dict[str, Any] | None:
+    """DIA_CHI with the residence codes (read in the pre-2025 units when there is a district code).
+
+    Codes that the administrative-unit rules of healthbook.identity refuse are left out (the text stays),
+    with a warning when `problems` is given.
+    """
     text = s.get(text_field)
     province, district, commune = s.get("MATINH_CU_TRU"), s.get("MAHUYEN_CU_TRU"), s.get("MAXA_CU_TRU")
     if not (text or province or commune):
@@ -67,18 +92,23 @@ def address(s: Row, text_field: str = "DIA_CHI") -> dict[str, Any] | None:
     if text:
         out["text"] = text
     ext = []
+    if province:
+        ext.append({"url": cs.EXT_PROVINCE, "valueCode": province[-2:].zfill(2)})
     if district:
-        for url, value in ((cs.EXT_PROVINCE_LEGACY, province), (cs.EXT_DISTRICT_LEGACY, district),
-                           (cs.EXT_COMMUNE_LEGACY, commune)):  # fmt: skip
-            if value:
-                ext.append({"url": url, "valueCode": value})
-    else:
-        if province:
-            ext.append({"url": cs.EXT_PROVINCE, "valueCode": province[-2:].zfill(2)})
-        if commune:
-            ext.append({"url": cs.EXT_COMMUNE, "valueCode": commune})
+        ext.append({"url": cs.EXT_DISTRICT, "valueCode": district})
+    if commune:
+        ext.append({"url": cs.EXT_COMMUNE, "valueCode": commune})
     if ext:
         out["extension"] = ext
+        found = [i for i in check_address(out, "address") if i.severity == "error"]
+        if found:
+            del out["extension"]
+            if problems is not None:
+                problems.append(warning("code-invalid", f"{found[0].diagnostics}; the residence codes are not "
+                                        "recorded", table=s.table, row=s.number, field="MAXA_CU_TRU",
+                                        value=f"{province or ''}/{district or ''}/{commune or ''}"))  # fmt: skip
+    if len(out) == 2:
+        return None
     return out
 
 
@@ -98,7 +128,7 @@ def patient_resource(pid: str, ep: Episode, who: Person, orgs: dict[str, str]) -
     res: Resource = {
         "resourceType": "Patient",
         "id": pid,
-        "identifier": identifiers(who, _cards(s, who.cards)),
+        "identifier": identifiers(who, _cards(s, who.cards), ep.facility),
         "active": True,
         "name": [human_name(s.get("HO_TEN") or "")],
         "gender": cs.GENDER[s.get("GIOI_TINH") or "3"],
@@ -119,16 +149,19 @@ def patient_resource(pid: str, ep: Episode, who: Person, orgs: dict[str, str]) -
             digits = "0" + digits  # lost its leading zero when QĐ 130 typed it a number
         res["telecom"] = [{"system": "phone", "value": digits}]
     ext: list[dict[str, Any]] = []
+    ethnicity = _ethnicity(s.get("MA_DANTOC"), None, "XML1", "MA_DANTOC")
+    if ethnicity is not None:
+        ext.append(ethnicity)
     if s.get("MA_QUOCTICH"):
-        ext.append({"url": cs.EXT_NATIONALITY,
-                    "extension": [{"url": "code", "valueCodeableConcept": concept(cs.NATIONALITY, s.values["MA_QUOCTICH"])}]})  # fmt: skip
-    if s.get("MA_DANTOC"):
         ext.append(
-            {"url": cs.EXT_ETHNICITY, "valueCoding": {"system": cs.ETHNICITY, "code": s.values["MA_DANTOC"]}}
+            {
+                "url": cs.EXT_NATIONALITY,
+                "valueCodeableConcept": concept(cs.NATIONALITY, s.values["MA_QUOCTICH"]),
+            }
         )
     if s.get("MA_NGHE_NGHIEP"):
         ext.append({"url": cs.EXT_OCCUPATION,
-                    "valueCoding": {"system": cs.OCCUPATION, "code": s.values["MA_NGHE_NGHIEP"]}})  # fmt: skip
+                    "valueCodeableConcept": concept(cs.CS_OCCUPATION, s.values["MA_NGHE_NGHIEP"])})  # fmt: skip
     if ext:
         res["extension"] = ext
     registered = (s.get("MA_DKBD") or "").split(";")[0].strip()
