@@ -112,3 +112,28 @@ def test_the_cli_imports_files_and_folders(
     doc = orjson.loads(report.read_bytes())
     assert doc["resourceType"] == "OperationOutcome" and again.exit_code == 0
     assert "1 file(s), 1 episodes: 1 stored" in " ".join(again.output.split())
+
+
+def test_an_imported_file_appears_in_the_health_book(client: TestClient) -> None:
+    """The issue's 'done when': diagnoses, drugs, lab values, referral and follow-up date in $summary."""
+    outcome(client.post(URL, content=sample.submission(sample.episode_rows()), headers=XML), 200)
+    resp = client.get("/fhir/Patient/$summary", params={"identifier": f"{cs.CCCD}|001190123456"})
+    assert resp.status_code == 200, resp.text[:500]
+    book = resp.json()
+    entries = [e["resource"] for e in book["entry"]]
+    kinds = {r["resourceType"] for r in entries}
+    assert {"Encounter", "Condition", "MedicationRequest", "Observation", "ServiceRequest", "Appointment"} <= kinds
+    codes = {c["code"].get("coding", [{}])[0].get("code") for c in entries if c["resourceType"] == "Condition"}
+    assert {"O82.0", "O99.0", "D50.9"} <= codes
+    labs = {o["code"].get("text"): o.get("valueQuantity", {}).get("value") for o in entries
+            if o["resourceType"] == "Observation"}  # fmt: skip
+    assert labs["Huyết sắc tố"] == 98
+    assert any(r["resourceType"] == "MedicationRequest" and "Sắt fumarat" in r["medicationCodeableConcept"]["text"]
+               for r in entries)  # fmt: skip
+    assert sorted(a["start"][:10] for a in entries if a["resourceType"] == "Appointment") == [
+        "2026-06-11", "2026-07-11"]  # fmt: skip
+    narrative = orjson.dumps(book["entry"][0]["resource"]).decode()
+    assert "Chuyển tuyến đến cơ sở 01904" in narrative and "11/07/2026" in narrative
+    # The newborn's birth weight and certificate are the child's, not the mother's.
+    assert not any(r["resourceType"] == "RelatedPerson" for r in entries)
+    assert "8339-4" not in orjson.dumps(entries).decode()

@@ -23,6 +23,7 @@ from sqlalchemy.exc import DataError, IntegrityError
 from healthbook.auth.subject import Caller
 from healthbook.config import Settings
 from healthbook.errors import HealthbookError
+from healthbook.fhir.compartment import patient_key
 from healthbook.fhir.http import Prefer
 from healthbook.fhir.search.service import SearchService
 from healthbook.fhir.service import FhirService
@@ -219,9 +220,20 @@ class Xml130Importer:
                 ("Provenance", episode_id(i.episode.facility, i.episode.ma_lk, "Provenance")) for i in chunk
             ]
             previous = up.current(prov_keys)
+            # A newborn's resources have a Provenance of their own (in the child's record), listed by the
+            # episode's main one: read those too, so that a corrected episode can delete what it withdrew.
+            nested = sorted({t for prov in previous.values() for t in _targets(prov) if t[0] == "Provenance"})
+            below = up.current(nested) if nested else {}
             plans: list[tuple[_Item, list[dict[str, Any]], set[tuple[str, str]]]] = []
             for item, prov_key in zip(chunk, prov_keys, strict=True):
-                plan = self._plan(item, previous.get(prov_key))
+                prov = previous.get(prov_key)
+                old: set[tuple[str, str]] = set()
+                if prov is not None:
+                    old = _targets(prov)
+                    for t in sorted(old):
+                        if t in below:
+                            old |= _targets(below[t])
+                plan = self._plan(item, prov, old)
                 if plan is not None:
                     plans.append(plan)
             keys = [(b["resourceType"], b["id"]) for _, bodies, _ in plans for b in bodies]
@@ -230,7 +242,7 @@ class Xml130Importer:
                 self._store(up, item, bodies, old, known)
 
     def _plan(
-        self, item: _Item, previous: dict[str, Any] | None
+        self, item: _Item, previous: dict[str, Any] | None, old_targets: set[tuple[str, str]]
     ) -> tuple[_Item, list[dict[str, Any]], set[tuple[str, str]]] | None:
         """Map and check one episode; None when it is rejected or unchanged."""
         ep, er = item.episode, item.report
@@ -238,12 +250,9 @@ class Xml130Importer:
         refs, created, problems = self._refs(ep, item.needs)
         er.problems.extend(problems)
         digest = _digest(ep, refs)
-        old_targets: set[tuple[str, str]] = set()
-        if previous is not None:
-            if _previous_digest(previous) == digest:
-                er.status = "unchanged"
-                return None
-            old_targets = _targets(previous)
+        if previous is not None and _previous_digest(previous) == digest:
+            er.status = "unchanged"
+            return None
         try:
             ctx = map_episode(ep, refs)
         except Exception as exc:  # a mapper bug must not cost the other episodes
@@ -251,7 +260,7 @@ class Xml130Importer:
             return None
         er.problems.extend(ctx.problems)
         resources = [r for _, r in created] + ctx.out
-        resources.append(_provenance(ep, refs, ctx.out, digest))
+        resources.extend(_provenances(ep, refs, ctx.out, digest))
         bodies: list[dict[str, Any]] = []
         invalid: list[Problem] = []
         for res in resources:
@@ -439,17 +448,47 @@ def _targets(prov: dict[str, Any]) -> set[tuple[str, str]]:
     return out
 
 
-def _provenance(ep: Episode, refs: Refs, resources: list[Resource], digest: str) -> Resource:
-    """Where the episode's resources came from; its target list drives deletion on a corrected re-import."""
+def _provenances(ep: Episode, refs: Refs, resources: list[Resource], digest: str) -> list[Resource]:
+    """Where the episode's resources came from; their target lists drive deletion on a corrected re-import.
+
+    One Provenance in the patient's record lists the patient's resources (and holds the content digest); a
+    newborn's resources (XML9) get one in the child's record, which the first lists: a Provenance pulls what
+    it names into a record's $everything, and the child's birth weight is not the mother's.
+    """
+    children = set(refs.children.values())
+    own: list[Resource] = []
+    by_child: dict[str, list[Resource]] = {}
+    for r in resources:
+        key = patient_key(r)
+        if key in children and key != refs.patient:
+            by_child.setdefault(key, []).append(r)
+        else:
+            own.append(r)
+    nested = [_provenance(ep, refs, child, found, None) for child, found in sorted(by_child.items())]
+    main = _provenance(ep, refs, refs.patient, own + nested, digest)
+    return [main, *nested]
+
+
+def _provenance(
+    ep: Episode, refs: Refs, patient: str, resources: list[Resource], digest: str | None
+) -> Resource:
     s = ep.summary
     period = {"start": when(s.get("NGAY_VAO"))}
     if s.get("NGAY_RA"):
         period["end"] = when(s.get("NGAY_RA"))
     facility = refs.organizations.get(ep.facility)
+    entity: dict[str, Any] = {
+        "role": "source",
+        "what": {"identifier": {"system": f"{cs.EPISODE}/{ep.facility}", "value": ep.ma_lk},
+                 "display": f"Hồ sơ XML 130, cơ sở {ep.facility}, MA_LK {ep.ma_lk}"},
+    }  # fmt: skip
+    if digest is not None:
+        entity["extension"] = [{"url": cs.EXT_CONTENT_HASH, "valueString": digest}]
+    parts = ("Provenance",) if patient == refs.patient else ("Provenance", patient)
     return {
         "resourceType": "Provenance",
-        "id": episode_id(ep.facility, ep.ma_lk, "Provenance"),
-        "target": [{"reference": f"Patient/{refs.patient}"}]
+        "id": episode_id(ep.facility, ep.ma_lk, *parts),
+        "target": [{"reference": f"Patient/{patient}"}]
         + [{"reference": f"{r['resourceType']}/{r['id']}"} for r in resources],
         "occurredPeriod": period,
         "recorded": to_instant(now_us()),
@@ -457,10 +496,5 @@ def _provenance(ep: Episode, refs: Refs, resources: list[Resource], digest: str)
             "type": {"coding": [{"system": cs.PROVENANCE_ROLE, "code": "author"}]},
             "who": {"reference": f"Organization/{facility}"} if facility else {"display": ep.facility},
         }],
-        "entity": [{
-            "role": "source",
-            "what": {"identifier": {"system": f"{cs.EPISODE}/{ep.facility}", "value": ep.ma_lk},
-                     "display": f"Hồ sơ XML 130, cơ sở {ep.facility}, MA_LK {ep.ma_lk}"},
-            "extension": [{"url": cs.EXT_CONTENT_HASH, "valueString": digest}],
-        }],
+        "entity": [entity],
     }  # fmt: skip
