@@ -122,8 +122,17 @@ def test_an_imported_file_appears_in_the_health_book(client: TestClient) -> None
     book = resp.json()
     entries = [e["resource"] for e in book["entry"]]
     kinds = {r["resourceType"] for r in entries}
-    assert {"Encounter", "Condition", "MedicationRequest", "Observation", "ServiceRequest", "Appointment"} <= kinds
-    codes = {c["code"].get("coding", [{}])[0].get("code") for c in entries if c["resourceType"] == "Condition"}
+    assert {
+        "Encounter",
+        "Condition",
+        "MedicationRequest",
+        "Observation",
+        "ServiceRequest",
+        "Appointment",
+    } <= kinds
+    codes = {
+        c["code"].get("coding", [{}])[0].get("code") for c in entries if c["resourceType"] == "Condition"
+    }
     assert {"O82.0", "O99.0", "D50.9"} <= codes
     labs = {o["code"].get("text"): o.get("valueQuantity", {}).get("value") for o in entries
             if o["resourceType"] == "Observation"}  # fmt: skip

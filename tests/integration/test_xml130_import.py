@@ -210,6 +210,17 @@ def test_existing_patients_are_found_by_cccd_then_by_bhyt(services: Services) ->
     assert mothers == {"known-cccd"}
 
 
+def test_a_patient_merged_into_another_record_resolves_to_that_record(services: Services) -> None:
+    source = {"resourceType": "Patient", "id": "merged-away", "name": [{"text": "Nguyễn Thị Hoa"}],
+              "identifier": [{"system": cs.CCCD, "value": "001190123456"}]}  # fmt: skip
+    target = {"resourceType": "Patient", "id": "kept", "name": [{"text": "Nguyễn Thị Hoa"}]}
+    services.fhir.update(CALLER, "Patient", "merged-away", source)
+    services.fhir.update(CALLER, "Patient", "kept", target)
+    services.identity.merge(CALLER, "merged-away", "kept")
+    _import(services, sample.submission(sample.episode_rows("AFTER-MERGE")))
+    assert _encounter(services, "AFTER-MERGE")["subject"] == {"reference": "Patient/kept"}
+
+
 def test_patients_facilities_and_staff_are_shared_between_episodes_and_files(services: Services) -> None:
     _import(services, sample.submission(sample.episode_rows("A"), sample.episode_rows("B")), "a.xml")
     _import(services, sample.submission(sample.episode_rows("C")), "b.xml")
