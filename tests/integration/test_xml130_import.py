@@ -128,6 +128,20 @@ def test_a_corrected_submission_replaces_the_episode_keeping_history(services: S
     assert len(_search(services, "Encounter", identifier=f"{cs.EPISODE}/01001|LK0001")) == 1
 
 
+def test_a_withdrawn_birth_certificate_removes_the_newborns_resources(services: Services) -> None:
+    rows = sample.episode_rows()
+    _import(services, sample.submission(rows))
+    (child,) = _search(services, "Patient", identifier=f"{cs.BHYT}|TE1010999888777")
+    assert len(_search(services, "RelatedPerson", patient=child["id"])) == 1
+    rows.pop("XML9")
+    report = _import(services, sample.submission(rows))
+    assert report.episodes[0].status == "updated"
+    assert _search(services, "RelatedPerson", patient=child["id"]) == []
+    assert _search(services, "Observation", subject=f"Patient/{child['id']}") == []
+    assert _search(services, "Provenance", patient=child["id"]) == []
+    services.fhir.read(CALLER, "Patient", child["id"])  # shared: the child's record itself stays
+
+
 def test_a_duplicated_episode_in_one_file_is_stored_once_the_later_winning(services: Services) -> None:
     first = sample.episode_rows("DUP")
     later = sample.variant(first, "XML2", 0, SO_LUONG="90")
@@ -279,7 +293,8 @@ def test_a_generated_population_imports_cleanly(services: Services, tmp_path: Pa
     episodes = sum(len(r.episodes) for r in reports)
     assert episodes > 100 and all(e.status == "created" for r in reports for e in r.episodes)
     kinds = _types(services)
-    assert kinds["Encounter"] == episodes and kinds["Provenance"] == episodes
+    # one Provenance per episode, and one more in each newborn's record
+    assert kinds["Encounter"] == episodes and kinds["Provenance"] == episodes + kinds["RelatedPerson"]
     patients = {e["subject"]["reference"] for e in _search(services, "Encounter", _count="1000")}
     assert 0 < len(patients) <= 40 + kinds["Patient"]
 
