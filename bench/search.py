@@ -110,8 +110,9 @@ def prepare(
         pg = BenchPostgres()
         pg_box.append(pg)
         log(f"starting PostgreSQL from snapshot {snapshot}")
-        pg.start_from(snapshot)
-        return f"reused database snapshot; {meta.get('note', '?')}"
+        migrated = pg.start_from(snapshot)
+        log(f"  `healthbook db upgrade` on the snapshot took {migrated:.0f} s")
+        return f"reused database snapshot (`healthbook db upgrade` on it: {migrated:.0f} s); {meta.get('note', '?')}"
     if first:
         pg = BenchPostgres()
         pg_box.append(pg)

@@ -14,6 +14,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from healthbook import __version__
 from healthbook.auth.subject import Caller, OpenPolicy
 from healthbook.config import Settings, get_settings
+from healthbook.db.dialect import is_statement_timeout
 from healthbook.db.engine import Database
 from healthbook.db.migrate import ensure_current
 from healthbook.errors import HealthbookError
@@ -93,6 +94,10 @@ def create_app(settings: Settings | None = None, services: Services | None = Non
 
     @app.exception_handler(Exception)
     async def unexpected(request: Request, exc: Exception) -> Response:
+        if is_statement_timeout(exc):
+            # A statement past statement_timeout outside search (a write waiting on a lock, say).
+            issue = Issue("error", "timeout", "The database did not answer in time; nothing was stored")
+            return outcome_response([issue], 503)
         # Never log bodies or identifiers: the type and request id are enough to find the fault.
         log.error(
             "unexpected %s in %s %s", type(exc).__name__, request.method, request.url.path, exc_info=exc
