@@ -331,8 +331,14 @@ def _row_cond(
     types: tuple[str, ...],
     value: Callable[[FromClause], ColumnElement[bool]],
     rank: int,
+    *,
+    hashed: bool = False,
 ) -> RowCond:
+    """`hashed`: the value compares hashes of (type, parameter, ...), which imply both, so they are left
+    out: the index then answers alone, and the planner's estimate is not divided by them again."""
     t = _index_alias(table)
+    if hashed:
+        return RowCond(table, code, t, value(t), rank)
     cond = and_(t.c.param == code, _in_types(t.c.res_type, types), value(t))
     return RowCond(table, code, t, cond, rank)
 
@@ -386,6 +392,7 @@ def _cond(c: Clause, types: tuple[str, ...]) -> Cond:
             types,
             lambda t: or_(*(_token_value(t, c, types, v, suffix) for v in c.values)),
             0 if len(c.values) == 1 else 1,
+            hashed=True,
         )
     if table == "composite":
         definition = composites_for(types[0])[c.param.code]
@@ -406,6 +413,7 @@ def _cond(c: Clause, types: tuple[str, ...]) -> Cond:
             types,
             lambda t: or_(*(_token_value(t, c, types, v) for v in c.values)),
             rank,
+            hashed=c.modifier != "text",
         )
         if c.modifier == "not":
             return OwnerCond(lambda own: not_(inside.on(own)))
@@ -500,14 +508,18 @@ def _has_cond(c: Clause, types: tuple[str, ...]) -> OwnerCond:
     ]
     if types == ("Patient",):
         # A Patient is stored under its own id as patient_key: the target is its full primary key.
-        holders = select(ref.c.target_id, ref.c.target_type, ref.c.target_id).where(*where)
+        found = select(ref.c.target_id, ref.c.target_type, ref.c.target_id.label("id")).where(*where)
     else:
         loc = resource_locator.alias()
         targets = select(ref.c.target_type, ref.c.target_id).where(*where)
-        holders = select(loc.c.patient_key, loc.c.res_type, loc.c.res_id).where(
+        found = select(loc.c.patient_key, loc.c.res_type, loc.c.res_id).where(
             tuple_(loc.c.res_type, loc.c.res_id).in_(targets)
         )
-    return OwnerCond(lambda own: own.key().in_(holders))
+    # Computed once, first: the planner's estimates for nested semi-joins are far too low, and it would
+    # rather probe every resource of the searched type than collect the few targets.
+    holders = found.cte().prefix_with("MATERIALIZED")
+    keys = select(*holders.c)
+    return OwnerCond(lambda own: own.key().in_(keys))
 
 
 def _compartment_cond(types: tuple[str, ...], compartment: Compartment) -> Cond:

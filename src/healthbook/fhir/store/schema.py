@@ -142,7 +142,16 @@ Index(
     idx_reference.c.patient_key,
 )
 Index("ix_idx_reference_url", idx_reference.c.target_url)
-Index("ix_idx_reference_owner", idx_reference.c.patient_key, idx_reference.c.res_type, idx_reference.c.res_id)
+# The owner's targets from the index alone (_has, _include).
+Index(
+    "ix_idx_reference_owner",
+    idx_reference.c.patient_key,
+    idx_reference.c.res_type,
+    idx_reference.c.res_id,
+    idx_reference.c.param,
+    idx_reference.c.target_type,
+    idx_reference.c.target_id,
+)
 
 # date: every value is a range [low, high] in microseconds (a date 2020-01 covers the whole month).
 # env_low/env_high, the same on all rows of a resource's parameter, span every end of all its values
@@ -175,9 +184,9 @@ Index(
     idx_date.c.res_type,
     idx_date.c.param,
     func.int8range(idx_date.c.env_low, idx_date.c.env_high, literal_column("'[]'")),
+    idx_date.c.patient_key,
     postgresql_using="gist",
-    postgresql_include=["patient_key", "res_id"],
-).ddl_if(dialect="postgresql")  # needs btree_gist for the text columns
+).ddl_if(dialect="postgresql")  # btree_gist for the text columns; INCLUDE made the range key useless
 Index("ix_idx_date_owner", idx_date.c.patient_key, idx_date.c.res_type, idx_date.c.res_id)
 
 # number and quantity: [low, high] from the stated precision (1.5 covers 1.45 .. 1.55).

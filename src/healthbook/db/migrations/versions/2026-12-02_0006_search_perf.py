@@ -2,7 +2,8 @@
 
 - resource (res_type, res_id, patient_key): _id and _has lookups without the patient, the default order;
 - idx_token hash indexes and idx_reference target index end with (res_type, res_id, patient_key), so that
-  a search reads its matches in (type, id) order from the index alone and stops at the page size;
+  a search reads its matches in (type, id) order from the index alone and stops at the page size; the
+  idx_reference owner index also holds (param, target_type, target_id), for _has and _include;
 - idx_string value index with text_pattern_ops on PostgreSQL (prefix LIKE whatever the collation);
 - idx_date env_low/env_high: the envelope of all values of a resource's parameter (filled here from the
   existing rows), with B-tree indexes for date sorts and one-sided ranges and, on PostgreSQL, a GiST
@@ -70,6 +71,12 @@ def upgrade() -> None:
         "idx_reference",
         ["target_id", "res_type", "param", "target_type", "res_id", "patient_key"],
     )
+    op.drop_index("ix_idx_reference_owner", table_name="idx_reference")
+    op.create_index(
+        "ix_idx_reference_owner",
+        "idx_reference",
+        ["patient_key", "res_type", "res_id", "param", "target_type", "target_id"],
+    )
     op.drop_index("ix_idx_string_value", table_name="idx_string")
     op.create_index(
         "ix_idx_string_value",
@@ -87,7 +94,7 @@ def upgrade() -> None:
         op.execute("CREATE EXTENSION IF NOT EXISTS btree_gist")
         op.execute(
             "CREATE INDEX ix_idx_date_env ON idx_date USING gist "
-            "(res_type, param, int8range(env_low, env_high, '[]')) INCLUDE (patient_key, res_id)"
+            "(res_type, param, int8range(env_low, env_high, '[]'), patient_key)"
         )
         op.execute("ANALYZE idx_date")  # statistics of the indexed range expression, for the planner
 
@@ -103,6 +110,8 @@ def downgrade() -> None:
     op.create_index("ix_idx_string_value", "idx_string", ["res_type", "param", "value_norm"])
     op.drop_index("ix_idx_reference_target", table_name="idx_reference")
     op.create_index("ix_idx_reference_target", "idx_reference", ["target_id", "res_type", "param"])
+    op.drop_index("ix_idx_reference_owner", table_name="idx_reference")
+    op.create_index("ix_idx_reference_owner", "idx_reference", ["patient_key", "res_type", "res_id"])
     op.drop_index("ix_idx_token_sys_code", table_name="idx_token")
     op.create_index("ix_idx_token_sys_code", "idx_token", ["hash_sys_code"])
     op.drop_index("ix_idx_token_code", table_name="idx_token")
