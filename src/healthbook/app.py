@@ -8,6 +8,7 @@ import uuid
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
+from sqlalchemy.exc import DBAPIError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -92,12 +93,16 @@ def create_app(settings: Settings | None = None, services: Services | None = Non
     async def request_error(request: Request, exc: RequestValidationError) -> Response:
         return outcome_response([Issue("error", "invalid", "Malformed request")], 400)
 
+    @app.exception_handler(DBAPIError)
+    async def database_error(request: Request, exc: DBAPIError) -> Response:
+        if not is_statement_timeout(exc):
+            raise exc  # to the handler of unexpected errors below
+        # A statement past statement_timeout outside search (a write waiting on a lock, say).
+        issue = Issue("error", "timeout", "The database did not answer in time; nothing was stored")
+        return outcome_response([issue], 503)
+
     @app.exception_handler(Exception)
     async def unexpected(request: Request, exc: Exception) -> Response:
-        if is_statement_timeout(exc):
-            # A statement past statement_timeout outside search (a write waiting on a lock, say).
-            issue = Issue("error", "timeout", "The database did not answer in time; nothing was stored")
-            return outcome_response([issue], 503)
         # Never log bodies or identifiers: the type and request id are enough to find the fault.
         log.error(
             "unexpected %s in %s %s", type(exc).__name__, request.method, request.url.path, exc_info=exc

@@ -17,15 +17,20 @@ Shape of every search (docs/architecture.md, "Search"):
 
 from __future__ import annotations
 
+import functools
+import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from contextvars import ContextVar
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, ParamSpec, TypeVar
 
 from sqlalchemy import (
     ColumnElement,
     FromClause,
     Select,
+    Table,
     and_,
     false,
     func,
@@ -122,8 +127,60 @@ def _in_types(col: ColumnElement[Any], types: Sequence[str]) -> ColumnElement[bo
     return col == types[0] if len(types) == 1 else col.in_(types)
 
 
+# Aliases are built once and reused: building one sets up a proxy per column, which is much of the Python
+# time of a search. Statements are immutable, so an alias may appear in any number of statements, but
+# at most once per statement: each statement set (a page and its segments, a count) numbers its aliases
+# afresh per table.
+_POOL: dict[str, list[FromClause]] = {}
+_POOL_LOCK = threading.Lock()
+_NUMBERS: ContextVar[dict[str, int] | None] = ContextVar("search_alias_numbers", default=None)
+
+
+def _alias(table: Table) -> FromClause:
+    numbers = _NUMBERS.get()
+    if numbers is None:
+        return table.alias()
+    n = numbers.get(table.name, 0)
+    numbers[table.name] = n + 1
+    pool = _POOL.get(table.name)
+    if pool is None or len(pool) <= n:
+        with _POOL_LOCK:
+            pool = _POOL.setdefault(table.name, [])
+            while len(pool) <= n:
+                pool.append(table.alias(f"{table.name}_{len(pool) + 1}"))
+    return pool[n]
+
+
+@contextmanager
+def _statements() -> Iterator[None]:
+    """Number the aliases of the statements built inside afresh (nested uses share the numbering)."""
+    if _NUMBERS.get() is not None:
+        yield
+        return
+    token = _NUMBERS.set({})
+    try:
+        yield
+    finally:
+        _NUMBERS.reset(token)
+
+
+_P = ParamSpec("_P")
+_T = TypeVar("_T")
+
+
+def _statement_set(fn: Callable[_P, _T]) -> Callable[_P, _T]:
+    """Build the statements of fn with their own alias numbering."""
+
+    @functools.wraps(fn)
+    def wrapper(*args: _P.args, **kwargs: _P.kwargs) -> _T:
+        with _statements():
+            return fn(*args, **kwargs)
+
+    return wrapper
+
+
 def _index_alias(table_type: str) -> FromClause:
-    return INDEX_TABLES[table_type].alias()
+    return _alias(INDEX_TABLES[table_type])
 
 
 def _rows_of(table_type: str, types: tuple[str, ...], code: str) -> Select[Any]:
@@ -432,7 +489,7 @@ def _last_updated_cond(c: Clause, types: tuple[str, ...]) -> OwnerCond:
     def build(own: Own) -> ColumnElement[bool]:
         if own.row is not None:
             return on(own.row.c.last_updated)
-        r = resource.alias()
+        r = _alias(resource)
         live = select(r.c.patient_key, r.c.res_type, r.c.res_id).where(
             _in_types(r.c.res_type, types), r.c.deleted == false(), on(r.c.last_updated)
         )
@@ -510,7 +567,7 @@ def _has_cond(c: Clause, types: tuple[str, ...]) -> OwnerCond:
         # A Patient is stored under its own id as patient_key: the target is its full primary key.
         found = select(ref.c.target_id, ref.c.target_type, ref.c.target_id.label("id")).where(*where)
     else:
-        loc = resource_locator.alias()
+        loc = _alias(resource_locator)
         targets = select(ref.c.target_type, ref.c.target_id).where(*where)
         found = select(loc.c.patient_key, loc.c.res_type, loc.c.res_id).where(
             tuple_(loc.c.res_type, loc.c.res_id).in_(targets)
@@ -535,7 +592,7 @@ def _compartment_cond(types: tuple[str, ...], compartment: Compartment) -> Cond:
         return RowCond("reference", "", ref, cond, 1)
     members = select(ref.c.patient_key, ref.c.res_type, ref.c.res_id).where(cond)
     # Most members live under the patient's own shard key; the union keeps the others.
-    r = resource.alias()
+    r = _alias(resource)
     same_key = select(r.c.patient_key, r.c.res_type, r.c.res_id).where(
         r.c.patient_key == compartment.id, _in_types(r.c.res_type, types)
     )
@@ -560,7 +617,7 @@ def _source(
         rows = sorted((c for c in conds if isinstance(c, RowCond)), key=lambda c: c.rank)
         driver = rows[0] if rows else None
     if driver is None:
-        r = resource.alias()
+        r = _alias(resource)
         own = _own(r, is_resource=True)
         where = [_in_types(r.c.res_type, types), r.c.deleted == false(), *(c.on(own) for c in conds)]
         return r, own, where, False
@@ -642,7 +699,7 @@ def _sort_value(own: Own, name: str, ptype: str, desc: bool) -> ColumnElement[An
     if name == "_lastUpdated":
         if own.row is not None:
             return own.row.c.last_updated
-        r = resource.alias()
+        r = _alias(resource)
         return (
             select(r.c.last_updated)
             .where(r.c.patient_key == own.pk, r.c.res_type == own.type, r.c.res_id == own.id)
@@ -724,7 +781,8 @@ def _keys(
     )
     if several:
         stmt = stmt.group_by(own.type, own.id, own.pk)
-    stmt = stmt.order_by(_direction(own.type, desc), _direction(own.id, desc))
+    # patient_key last, in the same direction: the GROUP BY then uses the index order as it is.
+    stmt = stmt.order_by(_direction(own.type, desc), _direction(own.id, desc), _direction(own.pk, desc))
     return KeyQuery(
         stmt.offset(offset or None).limit(limit), (("res_type", desc, False), ("res_id", desc, False)), kind
     )
@@ -762,7 +820,12 @@ def _date_keys(
         )
         .where(*where)
         .group_by(value, own.type, own.id, own.pk)
-        .order_by(_direction(value, desc), _direction(own.type, desc), _direction(own.id, desc))
+        .order_by(
+            _direction(value, desc),
+            _direction(own.type, desc),
+            _direction(own.id, desc),
+            _direction(own.pk, desc),
+        )
         .limit(limit)
     )
     return KeyQuery(stmt, (("s", desc, False), ("res_type", desc, False), ("res_id", desc, False)), "date")
@@ -805,7 +868,7 @@ def _general_keys(
 def _with_content(keys: KeyQuery) -> Select[Any]:
     """The page: content of the keys, joined on the primary key, in the keys' order."""
     k = keys.stmt.subquery()
-    r = resource.alias()
+    r = resource  # the key query inside uses aliases only
     extra = [k.c[name] for name, _, _ in keys.order if name not in KEY_COLUMNS]
     order = []
     for name, desc, nulls_last in keys.order:
@@ -841,6 +904,7 @@ class PageResult:
     keyset: bool = True  # False: the page was read from an offset (positions are None)
 
 
+@_statement_set
 def fetch_page(
     conn: Connection,
     query: ParsedQuery,
@@ -952,6 +1016,7 @@ def _run(
     return PageResult(rows, positions[0] if positions else None, positions[-1] if positions else None, more)
 
 
+@_statement_set
 def page_query(
     query: ParsedQuery, *, offset: int, limit: int, compartment: Compartment | None = None
 ) -> Select[Any]:
@@ -968,6 +1033,7 @@ def page_query(
     return _with_content(_general_keys(query.types, conds, generic, offset=offset, limit=limit))
 
 
+@_statement_set
 def count_query(query: ParsedQuery, compartment: Compartment | None = None) -> Select[Any]:
     """How many resources match."""
     source, own, where, several = _source(query.types, _conds(query, compartment))
@@ -977,12 +1043,14 @@ def count_query(query: ParsedQuery, compartment: Compartment | None = None) -> S
     return select(func.count()).select_from(source).where(*where)
 
 
+@_statement_set
 def estimate_query(query: ParsedQuery, compartment: Compartment | None = None) -> Select[Any]:
     """The matching rows before duplicates are removed: what the planner's estimate is asked about."""
     _, own, where, _ = _source(query.types, _conds(query, compartment))
     return select(own.pk).where(*where)
 
 
+@_statement_set
 def ids_query(query: ParsedQuery, limit: int) -> Select[Any]:
     """Keys of matches, for conditional interactions (each resource once)."""
     _, own, where, several = _source(query.types, _conds(query, None))
@@ -992,6 +1060,7 @@ def ids_query(query: ParsedQuery, limit: int) -> Select[Any]:
     return stmt.limit(limit)
 
 
+@_statement_set
 def where_clause(r: FromClause, query: ParsedQuery) -> ColumnElement[bool]:
     """All clauses AND-ed on resource rows `r`, restricted to live resources of the searched types."""
     own = _own(r, is_resource=True)
