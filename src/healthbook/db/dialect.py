@@ -1,12 +1,15 @@
 """The one place where SQLite and PostgreSQL differ: URLs, connection set-up, locking, upserts, and the
-few search constructs whose best SQL is not the same on both (range overlap, prefix match, estimates)."""
+few search constructs whose best SQL is not the same on both (range overlap, prefix match, long key
+lists, estimates)."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 import orjson
-from sqlalchemy import BigInteger, Boolean, Table, event, literal
+from sqlalchemy import BigInteger, Boolean, Table, Text, event, func, literal, select, tuple_
+from sqlalchemy.dialects import postgresql
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.engine import Connection, Engine
@@ -116,6 +119,23 @@ def upsert(conn: Connection | Engine, table: Table) -> Insert:
     if is_sqlite(conn):
         return sqlite_insert(table)
     return pg_insert(table)
+
+
+def keys_in(
+    conn: Connection | Engine, columns: Sequence[ColumnElement[Any]], keys: Sequence[Sequence[Any]]
+) -> ColumnElement[bool]:
+    """(columns) IN (keys), for long lists of composite keys.
+
+    PostgreSQL: one text array per column, unnested (three parameters whatever the length: planning a
+    row-value IN list of hundreds of tuples took longer than running it, and the statement is cached
+    once); SQLite: the row values themselves.
+    """
+    if is_sqlite(conn):
+        return tuple_(*columns).in_([tuple(k) for k in keys])
+    arrays = [
+        func.unnest(literal([str(k[i]) for k in keys], postgresql.ARRAY(Text()))) for i in range(len(columns))
+    ]
+    return tuple_(*columns).in_(select(*arrays))
 
 
 def lock_key(conn: Connection, key: int) -> None:
