@@ -867,8 +867,15 @@ def _general_keys(
 
 def _with_content(keys: KeyQuery) -> Select[Any]:
     """The page: content of the keys, joined on the primary key, in the keys' order."""
-    k = keys.stmt.subquery()
     r = resource  # the key query inside uses aliases only
+    if all(name in KEY_COLUMNS for name, _, _ in keys.order):
+        # Ordered by the key itself: a semi-join, which is cheaper to build than a derived table.
+        return (
+            select(r.c.patient_key, r.c.res_type, r.c.res_id, r.c.content)
+            .where(tuple_(r.c.patient_key, r.c.res_type, r.c.res_id).in_(keys.stmt))
+            .order_by(*(_direction(r.c[name], desc) for name, desc, _ in keys.order))
+        )
+    k = keys.stmt.subquery()
     extra = [k.c[name] for name, _, _ in keys.order if name not in KEY_COLUMNS]
     order = []
     for name, desc, nulls_last in keys.order:
