@@ -8,12 +8,14 @@ import uuid
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
+from sqlalchemy.exc import DBAPIError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from healthbook import __version__
 from healthbook.auth.subject import Caller, OpenPolicy
 from healthbook.config import Settings, get_settings
+from healthbook.db.dialect import is_statement_timeout
 from healthbook.db.engine import Database
 from healthbook.db.migrate import ensure_current
 from healthbook.errors import HealthbookError
@@ -99,6 +101,14 @@ def create_app(settings: Settings | None = None, services: Services | None = Non
     @app.exception_handler(RequestValidationError)
     async def request_error(request: Request, exc: RequestValidationError) -> Response:
         return outcome_response([Issue("error", "invalid", "Malformed request")], 400)
+
+    @app.exception_handler(DBAPIError)
+    async def database_error(request: Request, exc: DBAPIError) -> Response:
+        if not is_statement_timeout(exc):
+            raise exc  # to the handler of unexpected errors below
+        # A statement past statement_timeout outside search (a write waiting on a lock, say).
+        issue = Issue("error", "timeout", "The database did not answer in time; nothing was stored")
+        return outcome_response([issue], 503)
 
     @app.exception_handler(Exception)
     async def unexpected(request: Request, exc: Exception) -> Response:

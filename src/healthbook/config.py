@@ -20,6 +20,9 @@ class Settings(BaseSettings):
     public_base_url: str | None = None
     default_page_size: int = 50
     max_page_size: int = 1000
+    # PostgreSQL statement_timeout of every connection, in ms (0 = none): a search that runs longer is
+    # cancelled and answered 400 (too-costly); migrations and bulk export lift it for their statements.
+    statement_timeout_ms: int = 30_000
     # Connection pool size per process (PostgreSQL).
     pool_size: int = 20
     # SQLite synchronous pragma: FULL survives power loss, NORMAL survives process crashes only.

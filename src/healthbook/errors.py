@@ -75,6 +75,16 @@ class UnsupportedMediaType(HealthbookError):
     code = "not-supported"
 
 
+class TooCostly(HealthbookError):
+    """The server stopped the request to protect its resources (a search past the statement timeout).
+
+    Issue type too-costly is a processing error ("no point resubmitting the same content unchanged"), and
+    http.html answers a search that "could not be processed" with 400.
+    """
+
+    code = "too-costly"
+
+
 class PayloadTooLarge(HealthbookError):
     """The request body is over the configured size limit."""
 
