@@ -29,6 +29,7 @@ from healthbook.fhir.search.service import SearchService
 from healthbook.fhir.service import FhirService
 from healthbook.identity.router import router as identity_router
 from healthbook.identity.service import IdentityService
+from healthbook.imports.xml130.router import router as xml130_router
 from healthbook.reports.router import router as reports_router
 from healthbook.web.router import PREFIX as WEB_PREFIX
 from healthbook.web.router import create_web_app
@@ -119,8 +120,9 @@ def create_app(settings: Settings | None = None, services: Services | None = Non
         issue = Issue("fatal", "exception", "Internal server error; nothing was stored by this request")
         return outcome_response([issue], 500)
 
-    # Bulk routes first: they are more specific than the generic [type]/[id] ones.
+    # Bulk and import routes first: they are more specific than the generic [type]/[id] ones.
     app.router.routes.extend(bulk_router.routes("/fhir"))
+    app.router.routes.extend(xml130_router.routes("/fhir"))
     app.router.routes.extend(identity_router.routes("/fhir"))
     app.router.routes.extend(reports_router.routes("/fhir"))
     app.router.routes.extend(fhir_router.routes("/fhir"))

@@ -32,6 +32,11 @@ class Settings(BaseSettings):
     bulk_dir: str = "bulk-data"
     # Largest NDJSON body accepted by $import (streamed to disk).
     max_import_bytes: int = 2 * 1024 * 1024 * 1024
+    # XML130 (GIAMDINHHS) submissions: largest file (CLI and $import-xml130 body), largest decoded table
+    # (one NOIDUNGFILE; lxml refuses text nodes over 10 MB anyway), and episodes per committed transaction.
+    xml130_max_bytes: int = 256 * 1024 * 1024
+    xml130_max_table_bytes: int = 8 * 1024 * 1024
+    xml130_chunk_episodes: int = 200
     # Serve the citizen's health-book page at /so-suc-khoe/{personal-id}. Off until access control
     # lands: anyone who knows a number could read the book. `healthbook demo` turns it on.
     book_pages: bool = False

@@ -11,11 +11,13 @@ from healthbook.cli import bulk as bulk_commands
 from healthbook.cli import db as db_commands
 from healthbook.cli.quality import identity_app, quality_command
 from healthbook.cli.synth import synth_command
+from healthbook.cli.xml130 import xml130_command
 
 app = typer.Typer(
     help="healthbook — Sổ sức khỏe điện tử (national electronic health book).", no_args_is_help=True
 )
 app.add_typer(db_commands.app, name="db")
+bulk_commands.import_app.command("xml130")(xml130_command)
 app.add_typer(bulk_commands.import_app, name="import")
 app.add_typer(bulk_commands.export_app, name="export")
 app.command("synth")(synth_command)

@@ -21,7 +21,10 @@ def synth_command(
     ),
     out: Annotated[Path, typer.Option("--out", "-o", help="Output folder.")] = DEFAULT_OUT,
     format: str = typer.Option(
-        "ndjson", "--format", "-f", help="ndjson (Type.ndjson) or bundles (one per citizen)."
+        "ndjson",
+        "--format",
+        "-f",
+        help="ndjson (Type.ndjson), bundles (one per citizen) or xml130 (GIAMDINHHS per facility and block).",
     ),
     workers: int = typer.Option(
         0, help="Worker processes (0: one per core); the output does not depend on it."
@@ -37,9 +40,6 @@ def synth_command(
     if format not in writer.FORMATS:
         console.print(f"[red]--format must be one of {', '.join(writer.FORMATS)}[/red]")
         raise typer.Exit(2)
-    if format == "xml130":
-        console.print("[red]--format xml130 is not implemented yet; use ndjson or bundles[/red]")
-        raise typer.Exit(2)
     selected = frozenset(c.strip() for c in provinces.split(",") if c.strip()) or None
     config = Config(citizens, seed, selected, years)
     try:
@@ -48,7 +48,9 @@ def synth_command(
         console.print(f"[red]{exc}[/red]")
         raise typer.Exit(1) from None
     count = workers or writer.default_workers()
-    write = writer.write_ndjson if format == "ndjson" else writer.write_bundles
+    write = {"ndjson": writer.write_ndjson, "bundles": writer.write_bundles, "xml130": writer.write_xml130}[
+        format
+    ]
     columns = ("{task.description}", BarColumn(), MofNCompleteColumn(), TimeRemainingColumn())
     with Progress(*columns, console=console, transient=True) as bar:
         task = bar.add_task("Generating citizens", total=citizens)
@@ -57,10 +59,17 @@ def synth_command(
         except ValueError as exc:
             console.print(f"[red]{exc}[/red]")
             raise typer.Exit(2) from None
-    table = Table("resource type", "count", title=f"{citizens:,} citizens, seed {seed} → {out}")
+    what = "table" if format == "xml130" else "resource type"
+    table = Table(what, "count", title=f"{citizens:,} citizens, seed {seed} → {out}")
     for rtype, n in sorted(summary.by_type.items(), key=lambda kv: -kv[1]):
         table.add_row(rtype, f"{n:,}")
     console.print(table)
+    if format == "xml130":
+        console.print(
+            f"{summary.by_type.get('HOSO', 0):,} episodes in {summary.by_type.get('files', 0):,} GIAMDINHHS files, "
+            f"{summary.bytes / 1e6:,.0f} MB in {summary.seconds:.1f} s with {count} worker(s)"
+        )
+        return
     per_person = (summary.resources - _shared(summary.by_type)) / max(1, citizens)
     console.print(
         f"{summary.resources:,} resources ({per_person:.1f} per citizen), {summary.bytes / 1e6:,.0f} MB "

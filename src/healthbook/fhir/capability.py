@@ -56,6 +56,12 @@ SYSTEM_OPERATIONS = [
         "definition": "http://hl7.org/fhir/uv/bulkdata/OperationDefinition/import",
         "documentation": "Asynchronous; the body is NDJSON (application/fhir+ndjson), not a Parameters manifest.",
     },
+    {
+        "name": "import-xml130",
+        "definition": "http://fhir.ehealth.gov.vn/core/OperationDefinition/import-xml130",
+        "documentation": "Synchronous import of a GIAMDINHHS document (QĐ 130/4750/3176 XML, application/xml); "
+        "answers an OperationOutcome with per-episode issues. See docs/xml130-mapping.md.",
+    },
 ]
 
 # (name, type, documentation) triples for one resource type.

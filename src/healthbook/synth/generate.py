@@ -65,6 +65,10 @@ class Generator:
 
     def block(self, block: int) -> list[list[Resource]]:
         """Every citizen's resources in one block, one list per citizen with the Patient first."""
+        return [record for _, record in self.block_people(block)]
+
+    def block_people(self, block: int) -> list[tuple[Person, list[Resource]]]:
+        """The citizens of one block with their records (what the XML130 output is rendered from)."""
         # The records hold no reference cycles, so the cyclic collector only costs time here (half of it).
         collecting = gc.isenabled()
         gc.disable()
@@ -74,7 +78,7 @@ class Generator:
             for p in people:
                 if p.mother is not None:
                     children.setdefault(p.mother.index, []).append(p)
-            return [self.citizen(p, children.get(p.index, [])) for p in people]
+            return [(p, self.citizen(p, children.get(p.index, []))) for p in people]
         finally:
             if collecting:
                 gc.enable()

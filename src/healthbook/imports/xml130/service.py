@@ -1,0 +1,274 @@
+"""The XML130 import service: files -> episodes -> FHIR resources, written in chunks through the batch layer.
+
+Per chunk of episodes: the shared resources they refer to (patients, facilities, staff) are looked up with
+one search per kind, then one transaction maps, validates and writes every episode of the chunk. An
+episode is validated completely before any of its resources is queued, so a rejected episode leaves
+nothing behind; if the transaction itself fails (a concurrent writer took an id), the chunk is retried and
+then written episode by episode. Re-importing an episode replaces its resources under the same ids (new
+versions, history kept) and deletes those a corrected episode no longer has; an unchanged episode is
+recognised by the content digest kept in its Provenance and skipped.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from typing import IO, Any
+
+from sqlalchemy.exc import DataError, IntegrityError
+
+from healthbook.auth.subject import Caller
+from healthbook.config import Settings
+from healthbook.errors import HealthbookError
+from healthbook.fhir.search.service import SearchService
+from healthbook.fhir.service import FhirService
+from healthbook.fhir.upsert import Upsert, check, upserting
+from healthbook.imports.xml130 import provenance as prov
+from healthbook.imports.xml130.episode import Episode, assemble
+from healthbook.imports.xml130.issues import EpisodeReport, FileReport, Problem, error, warning
+from healthbook.imports.xml130.mappers import Needs, map_episode, needs
+from healthbook.imports.xml130.mappers.summary import person
+from healthbook.imports.xml130.shared import SharedResolver
+from healthbook.imports.xml130.source import Limits, Submission, SubmissionRefused
+
+SHARED_TYPES = frozenset({"Patient", "Organization", "Practitioner"})
+Source = str | os.PathLike[str] | IO[bytes] | bytes
+Progress = Callable[[FileReport, int, int], None]  # (report so far, HOSO done, HOSO in the file)
+
+
+@dataclass
+class _Item:
+    """An episode of the current chunk and its report (base = problems found before writing)."""
+
+    episode: Episode
+    report: EpisodeReport
+    base: int
+    needs: Needs | None = None
+
+
+class Xml130Importer:
+    """Imports GIAMDINHHS files; the CLI and POST /fhir/$import-xml130 both call import_source."""
+
+    def __init__(self, fhir: FhirService, search: SearchService, settings: Settings):
+        self.fhir = fhir
+        self.search = search
+        self.limits = Limits(settings.xml130_max_bytes, settings.xml130_max_table_bytes)
+        self.chunk_size = settings.xml130_chunk_episodes
+        self.shared = SharedResolver(search)
+        self.cache = self.shared.cache
+        self._chunk: list[_Item] = []  # episodes read but not yet written (they may span files)
+        self._in_chunk: set[tuple[str, str]] = set()
+
+    # ---- files ---------------------------------------------------------------------------------------
+
+    def import_source(
+        self,
+        caller: Caller,
+        source: Source,
+        name: str,
+        *,
+        on_progress: Progress | None = None,
+        keep_open: bool = False,
+    ) -> FileReport:
+        """Import one submission; the report lists every episode's outcome and problems.
+
+        keep_open leaves the last episodes in the open chunk, to be written with those of the next file
+        (import_files); the report is complete once drain() has run.
+        """
+        self.fhir.policy.check(caller, "import", None)
+        report = FileReport(name)
+        try:
+            sub = Submission(source, self.limits, name)
+            header = sub.check()
+        except SubmissionRefused as exc:
+            report.refused = True
+            report.problems.append(exc.problem())
+            return report
+        report.macskcb = header.macskcb
+        report.problems.extend(header.problems)
+        first_seen: dict[tuple[str, str], int] = {}
+        try:
+            for hoso in sub.episodes():
+                er = EpisodeReport(hoso.position, hoso.line)
+                report.episodes.append(er)
+                try:
+                    episode, ma_lk, problems = assemble(hoso, header.macskcb)
+                except Exception as exc:  # a reader bug must not cost the other episodes
+                    er.problems.append(
+                        error("exception", f"the episode could not be read ({type(exc).__name__})")
+                    )
+                    continue
+                er.ma_lk = ma_lk
+                er.problems.extend(problems)
+                if episode is None:
+                    continue
+                key = (episode.facility, episode.ma_lk)
+                if key in first_seen:
+                    er.problems.append(
+                        warning("duplicate", f"the same episode (MA_LK) was already in HOSO {first_seen[key]} of "
+                                "this file; this later one replaces it", table="XML1", field="MA_LK",
+                                value=episode.ma_lk)
+                    )  # fmt: skip
+                first_seen.setdefault(key, hoso.position)
+                if key in self._in_chunk:
+                    self.drain(caller)  # the earlier occurrence is written first; this one updates it
+                self._chunk.append(_Item(episode, er, len(er.problems)))
+                self._in_chunk.add(key)
+                if len(self._chunk) >= self.chunk_size:
+                    self.drain(caller)
+                    if on_progress is not None:
+                        on_progress(report, hoso.position, header.count)
+        except SubmissionRefused as exc:  # cannot happen after check() passed, unless the file changed
+            report.problems.append(exc.problem())
+        if not keep_open:
+            self.drain(caller)
+        if on_progress is not None:
+            on_progress(report, len(report.episodes), header.count)
+        return report
+
+    def import_files(
+        self, caller: Caller, paths: Iterable[str | os.PathLike[str]], *, on_progress: Progress | None = None
+    ) -> list[FileReport]:
+        """Import several files in order; small files share chunks, and all share the lookups."""
+        reports = [
+            self.import_source(caller, p, os.path.basename(p), on_progress=on_progress, keep_open=True)
+            for p in paths
+        ]
+        self.drain(caller)
+        return reports
+
+    def drain(self, caller: Caller) -> None:
+        """Write the open chunk (its episodes' reports get their final status)."""
+        chunk, self._chunk, self._in_chunk = self._chunk, [], set()
+        self._flush(caller, chunk)
+
+    # ---- chunks --------------------------------------------------------------------------------------
+
+    def _flush(self, caller: Caller, chunk: list[_Item]) -> None:
+        if not chunk:
+            return
+        for _attempt in range(2):
+            try:
+                self._write(caller, chunk)
+                self.cache.commit()
+                return
+            except (IntegrityError, DataError, HealthbookError):
+                self.cache.rollback()
+                self._reset(chunk)
+        for item in chunk:  # one at a time, so that one unstorable episode does not block the others
+            try:
+                self._write(caller, [item])
+                self.cache.commit()
+            except (IntegrityError, DataError, HealthbookError) as exc:
+                self.cache.rollback()
+                self._reset([item])
+                cause = exc.orig if isinstance(exc, IntegrityError | DataError) else exc
+                item.report.problems.append(
+                    error("conflict", f"the episode could not be stored ({type(cause).__name__}); retry it")
+                )
+
+    @staticmethod
+    def _reset(items: list[_Item]) -> None:
+        for item in items:
+            del item.report.problems[item.base :]
+            item.report.status = "rejected"
+            item.report.resources = 0
+
+    def _write(self, caller: Caller, chunk: list[_Item]) -> None:
+        for item in chunk:
+            who, problems = person(item.episode)
+            item.needs = needs(item.episode, who)
+            item.report.problems.extend(problems)
+        self.shared.prefetch(caller, [i.needs for i in chunk if i.needs is not None])
+        with upserting(self.fhir, caller) as up:
+            prov_keys = [("Provenance", prov.provenance_id(i.episode)) for i in chunk]
+            previous = up.current(prov_keys)
+            # A newborn's resources have a Provenance of their own (in the child's record), listed by the
+            # episode's main one: read those too, so that a corrected episode can delete what it withdrew.
+            nested = sorted(
+                {t for doc in previous.values() for t in prov.targets(doc) if t[0] == "Provenance"}
+            )
+            below = up.current(nested) if nested else {}
+            plans: list[tuple[_Item, list[dict[str, Any]], set[tuple[str, str]]]] = []
+            for item, prov_key in zip(chunk, prov_keys, strict=True):
+                stored = previous.get(prov_key)
+                old: set[tuple[str, str]] = set()
+                if stored is not None:
+                    old = prov.targets(stored)
+                    for t in sorted(old):
+                        if t in below:
+                            old |= prov.targets(below[t])
+                plan = self._plan(item, stored, old)
+                if plan is not None:
+                    plans.append(plan)
+            keys = [(b["resourceType"], b["id"]) for _, bodies, _ in plans for b in bodies]
+            known = up.existing(keys)
+            for item, bodies, old in plans:
+                self._store(up, item, bodies, old, known)
+
+    def _plan(
+        self, item: _Item, previous: dict[str, Any] | None, old_targets: set[tuple[str, str]]
+    ) -> tuple[_Item, list[dict[str, Any]], set[tuple[str, str]]] | None:
+        """Map and check one episode; None when it is rejected or unchanged."""
+        ep, er = item.episode, item.report
+        assert item.needs is not None
+        refs, created, problems = self.shared.refs(ep, item.needs)
+        er.problems.extend(problems)
+        digest = prov.digest(ep, refs)
+        if previous is not None and prov.previous_digest(previous) == digest:
+            er.status = "unchanged"
+            return None
+        try:
+            ctx = map_episode(ep, refs)
+        except Exception as exc:  # a mapper bug must not cost the other episodes
+            er.problems.append(error("exception", f"the episode could not be mapped ({type(exc).__name__})"))
+            return None
+        er.problems.extend(ctx.problems)
+        resources = [r for _, r in created] + ctx.out
+        resources.extend(prov.provenances(ep, refs, ctx.out, digest))
+        bodies: list[dict[str, Any]] = []
+        invalid: list[Problem] = []
+        for res in resources:
+            try:
+                body, _warnings = check(self.fhir, res)
+            except HealthbookError as exc:
+                for issue in exc.issues[:5]:
+                    if issue.severity in ("error", "fatal"):
+                        invalid.append(error(issue.code, f"the {res['resourceType']} made from it is refused: "
+                                             f"{issue.diagnostics}"))  # fmt: skip
+                continue
+            bodies.append(body)
+        if invalid:
+            er.problems.extend(invalid)
+            return None
+        for keys, res in created:
+            for key in keys:
+                self.cache.pending[key] = res["id"]
+        return item, bodies, old_targets
+
+    def _store(
+        self,
+        up: Upsert,
+        item: _Item,
+        bodies: list[dict[str, Any]],
+        old: set[tuple[str, str]],
+        known: set[Any],
+    ) -> None:
+        er = item.report
+        changed = 0
+        encounter_new = False
+        for body in bodies:
+            key = (body["resourceType"], body["id"])
+            outcome = up.put(body, known=key in known)
+            known.add(key)
+            if outcome != "unchanged":
+                changed += 1
+            if key[0] == "Encounter" and outcome == "created":
+                encounter_new = True
+        new_targets = {(b["resourceType"], b["id"]) for b in bodies}
+        for res_type, res_id in sorted(old - new_targets):
+            if res_type not in SHARED_TYPES and up.delete(res_type, res_id):
+                changed += 1
+        er.resources = changed
+        er.status = "created" if encounter_new else "updated" if changed else "unchanged"
