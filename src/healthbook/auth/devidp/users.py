@@ -21,10 +21,11 @@ from healthbook.fhir.search.service import SearchService
 from healthbook.fhir.service import FhirService
 from healthbook.identity import systems
 from healthbook.synth.demo import find_showcase
+from healthbook.synth.facilities import CENTRAL, PROVINCIAL, REGIONAL
 from healthbook.synth.systems import FACILITY_LEVEL
 
 _CALLER = Caller.system("dev-idp")
-_STATION = "tram-y-te"
+_HOSPITAL_RANK = {PROVINCIAL: 0, CENTRAL: 1, REGIONAL: 2}
 
 
 @dataclass(frozen=True, slots=True)
@@ -103,7 +104,8 @@ def load_directory(fhir: FhirService, search: SearchService) -> DemoDirectory:
     showcase = find_showcase(fhir, search)
     citizen = _read(fhir, f"Patient/{showcase[0].patient_id}") if showcase else None
     if citizen is None:
-        first = _search(search, "Patient", [("_count", "1")])
+        adult = (dt.date.today() - dt.timedelta(days=18 * 366)).isoformat()
+        first = _search(search, "Patient", [("birthdate", f"le{adult}"), ("_count", "1")])
         citizen = first[0] if first else None
     if citizen is None:
         return DemoDirectory((), None)
@@ -196,8 +198,9 @@ def _parent(fhir: FhirService, search: SearchService, exclude: str) -> DemoUser 
 def _hospital(
     fhir: FhirService, search: SearchService, patient_id: str, station: str | None
 ) -> DemoFacility | None:
-    """A hospital (not a station) the citizen visited, else one of the citizen's province."""
+    """A hospital the citizen visited (provincial or central before regional), else one of the province."""
     encounters = _search(search, "Encounter", [("subject", f"Patient/{patient_id}"), ("_count", "100")])
+    candidates: list[tuple[int, DemoFacility]] = []
     seen: set[str] = set()
     for enc in encounters:
         ref = enc.get("serviceProvider", {}).get("reference")
@@ -206,9 +209,14 @@ def _hospital(
         seen.add(ref)
         org = _read(fhir, ref)
         code = _identifier(org, systems.FACILITY_CODE) if org else None
-        if org is not None and code is not None and _level(org) not in (None, _STATION):
-            return DemoFacility(code, str(org.get("name", code)))
-    for org in _search(search, "Organization", [("type", f"{FACILITY_LEVEL}|tinh"), ("_count", "100")]):
+        level = _level(org) if org else None
+        if org is not None and code is not None and level in _HOSPITAL_RANK:
+            candidates.append((_HOSPITAL_RANK[level], DemoFacility(code, str(org.get("name", code)))))
+    if candidates:
+        return min(candidates, key=lambda c: c[0])[1]
+    for org in _search(
+        search, "Organization", [("type", f"{FACILITY_LEVEL}|{PROVINCIAL}"), ("_count", "100")]
+    ):
         code = _identifier(org, systems.FACILITY_CODE)
         if code is not None and (station is None or code[:2] == station[:2]):
             return DemoFacility(code, str(org.get("name", code)))
