@@ -81,6 +81,10 @@ class CallerMiddleware:
         except (TokenRejected, KeysUnavailable) as exc:
             await self._refuse(exc, request_id)(scope, receive, send)
             return
+        except Exception as exc:  # a token nobody foresaw must still be a 401, never a 500
+            log.error("token check failed with %s (request %s)", type(exc).__name__, request_id)
+            await self._refuse(TokenRejected("invalid token"), request_id)(scope, receive, send)
+            return
 
         async def send_with_id(message: Message) -> None:
             if message["type"] == "http.response.start":
@@ -100,7 +104,9 @@ class CallerMiddleware:
                 return Caller(subject=ANONYMOUS)
             try:
                 return await self.authenticator.caller(authorization)
-            except MissingToken:
+            except (TokenRejected, KeysUnavailable):
+                # Discovery and pages outside /fhir answer anyway; a refused token only makes the
+                # caller anonymous there, so nothing is granted by it.
                 return Caller(subject=ANONYMOUS)
         return await self.authenticator.caller(authorization)
 

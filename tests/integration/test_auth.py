@@ -510,6 +510,9 @@ def test_required_mode(dev_required: TestClient) -> None:
     token = login(c, "citizen")["access_token"]
     assert c.get("/fhir/Patient/citizen", headers=bearer(token)).status_code == 200
     assert c.post("/fhir/Patient", json={"resourceType": "Patient"}).status_code == 401
+    # A refused token does not lock anyone out of discovery: there it just makes the caller anonymous.
+    assert c.get("/fhir/metadata", headers=bearer("garbage")).status_code == 200
+    assert c.get("/fhir/Patient", headers=bearer("garbage")).status_code == 401
 
 
 def test_bad_tokens_are_401(dev_required: TestClient) -> None:
@@ -543,6 +546,40 @@ def test_bad_tokens_are_401(dev_required: TestClient) -> None:
         assert reason in out["issue"][0]["diagnostics"]
         assert f'error_description="{reason}"' in resp.headers["www-authenticate"]
     assert c.get("/fhir/Patient", headers=bearer(resign())).status_code == 401  # right kid, wrong key
+
+
+def _b64(data: bytes) -> str:
+    return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
+
+
+def test_odd_tokens_are_401_never_500(dev_required: TestClient) -> None:
+    good = login(dev_required, "citizen")["access_token"]
+    head, body, sig = good.split(".")
+    bad_kid = _b64(json.dumps({"alg": "RS256", "kid": 5}).encode())
+    list_alg = _b64(json.dumps({"alg": ["RS256"]}).encode())
+    int_iss = _b64(json.dumps({"iss": 5}).encode())
+    huge_exp = _b64(b'{"iss": "http://testserver/dev-idp", "exp": 1e400}')
+    odd = [
+        "a.b.c",
+        f"{head}.{body}.!!!",
+        f"{head}.{body}",
+        f"{head}..{sig}",
+        f"{_b64(b'[]')}.{body}.{sig}",
+        f"{bad_kid}.{body}.{sig}",
+        f"{list_alg}.{body}.{sig}",
+        f"{head}.{_b64(b'[1,2]')}.{sig}",
+        f"{head}.{int_iss}.{sig}",
+        f"{head}.{huge_exp}.{sig}",
+        f"{_b64(bytes(range(256)))}.{body}.{sig}",
+        "Bearer",
+        "é" * 50,
+        "." * 3000,
+    ]
+    for token in odd:
+        header = f"Bearer {token}".encode()  # raw bytes: non-ASCII too
+        resp = dev_required.get("/fhir/Patient", headers=[(b"Authorization", header)])
+        assert resp.status_code == 401, (token[:40], resp.status_code)
+        assert resp.json()["resourceType"] == "OperationOutcome"
 
 
 def test_expired_and_wrong_audience_from_the_dev_provider(
@@ -624,3 +661,42 @@ def test_capability_statement_security(dev: TestClient) -> None:
         "authorize": f"{ISSUER}/authorize",
         "token": f"{ISSUER}/token",
     }
+
+
+@pytest.mark.slow
+def test_demo_users_come_from_the_synthetic_population(tmp_path: Path) -> None:
+    """With `healthbook demo`'s generator (seed 1), every demo user and the hospital are found in the data."""
+    from healthbook.app import build_services
+    from healthbook.db.migrate import upgrade
+    from healthbook.synth.demo import load_demo
+
+    s = Settings(
+        database_url=f"sqlite:///{tmp_path / 'demo.db'}",
+        sqlite_synchronous="NORMAL",
+        dev_idp=True,
+        dev_idp_issuer=ISSUER,
+        dev_idp_dir=str(tmp_path / "idp"),
+    )
+    services = build_services(s)
+    try:
+        upgrade(services.fhir.db)
+        load_demo(services.fhir, 60, 1)
+        with TestClient(create_app(s, services)) as c:
+            provider = c.app.state.auth.dev_idp  # type: ignore[attr-defined]
+            directory = provider.demo()
+            users = {u.key: u for u in directory.users}
+            assert set(users) == {"citizen", "parent", "health-worker", "manager"}
+            assert users["citizen"].cccd and users["parent"].cccd and users["parent"].patient
+            assert users["health-worker"].facility and users["health-worker"].fhir_user.startswith(
+                "Practitioner/"
+            )
+            assert users["manager"].province == users["health-worker"].facility[:2]
+            assert directory.hospital is not None
+            for key in users:
+                token = login(c, key, "openid fhirUser")["access_token"]
+                assert c.get("/fhir/metadata", headers=bearer(token)).status_code == 200
+            key = hospital_key(tmp_path)
+            resp = c.post("/dev-idp/token", data=token_form(key, DEMO_CLIENT_ID, f"{ISSUER}/token"))
+            assert payload(resp.json()["access_token"])["healthbook_facility"] == directory.hospital.code
+    finally:
+        services.fhir.db.dispose()
