@@ -418,3 +418,25 @@ def test_issuer_settings_forms(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("HEALTHBOOK_TOKEN_ALGORITHMS", "RS256,HS256")
     with pytest.raises(ValueError, match="HS256"):
         Settings()
+
+
+def test_outage_fetches_are_rate_limited() -> None:
+    now = [1000.0]
+    idp = FakeIdp(KEY)
+    idp.down = True
+    calls = [0]
+    original = idp.handler
+
+    def counting(request: httpx.Request) -> httpx.Response:
+        calls[0] += 1
+        return original(request)
+
+    source = HttpKeySource(ISS, transport=httpx.MockTransport(counting))
+    v = validator(TrustedIssuer(IssuerSettings(issuer=ISS), source, min_refresh=10.0, clock=lambda: now[0]))
+    for _ in range(3):
+        with pytest.raises(KeysUnavailable):
+            verify(v, sign(KEY, claims()))
+    assert calls[0] == 1
+    now[0] += 11
+    idp.down = False
+    verify(v, sign(KEY, claims()))

@@ -228,15 +228,19 @@ class TrustedIssuer:
         self._fetched = self.clock()
         return True
 
+    def _may_fetch(self) -> bool:
+        """At most one fetch per min_refresh seconds, so that bad tokens cannot make us hammer the issuer."""
+        return self._attempted is None or self.clock() - self._attempted >= self.min_refresh
+
     async def key_for(self, kid: str | None, alg: str) -> Key:
         """The key that should have signed a token with this kid and alg; refreshes once for a new kid."""
-        now = self.clock()
-        if self._keys is None or now - self._fetched > self.max_age:
+        stale = self._keys is None or self.clock() - self._fetched > self.max_age
+        if stale and self._may_fetch():
             await self.refresh()
         if self._keys is None:
             raise KeysUnavailable(f"no keys of issuer {self.issuer}")
         key = pick_key(self._keys, kid, alg)
-        if key is None and (self._attempted is None or self.clock() - self._attempted >= self.min_refresh):
+        if key is None and self._may_fetch():
             await self.refresh()  # the issuer may have rotated its keys since we last looked
             key = pick_key(self._keys, kid, alg)
         if key is None:
