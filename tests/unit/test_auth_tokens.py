@@ -431,7 +431,7 @@ def test_outage_fetches_are_rate_limited() -> None:
         calls[0] += 1
         return original(request)
 
-    source = HttpKeySource(ISS, transport=httpx.MockTransport(counting))
+    source = HttpKeySource(ISS, transport=httpx.MockTransport(counting), retry_after=0.0)
     v = validator(TrustedIssuer(IssuerSettings(issuer=ISS), source, min_refresh=10.0, clock=lambda: now[0]))
     for _ in range(3):
         with pytest.raises(KeysUnavailable):
@@ -440,3 +440,37 @@ def test_outage_fetches_are_rate_limited() -> None:
     now[0] += 11
     idp.down = False
     verify(v, sign(KEY, claims()))
+
+
+def test_smart_configuration_of_an_external_issuer() -> None:
+    from healthbook.auth.service import AuthService
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        return httpx.Response(
+            200,
+            json={
+                "issuer": ISS,
+                "jwks_uri": f"{ISS}/jwks",
+                "authorization_endpoint": f"{ISS}/auth",
+                "token_endpoint": f"{ISS}/token",
+                "token_endpoint_auth_methods_supported": ["client_secret_basic"],
+            },
+        )
+
+    settings = Settings(oidc_issuers=[ISS], audience=AUD)
+    service = AuthService.build(settings, transport=httpx.MockTransport(handler))
+    conf = asyncio.run(service.smart_configuration())
+    assert conf is not None
+    assert (conf["issuer"], conf["authorization_endpoint"], conf["token_endpoint"]) == (
+        ISS,
+        f"{ISS}/auth",
+        f"{ISS}/token",
+    )
+    assert conf["token_endpoint_auth_methods_supported"] == ["client_secret_basic", "private_key_jwt"]
+    security = asyncio.run(service.capability_security())
+    assert security["extension"][0]["extension"][1] == {"url": "token", "valueUri": f"{ISS}/token"}
+    offline = AuthService.build(
+        Settings(oidc_issuers=[ISS]), transport=httpx.MockTransport(lambda r: httpx.Response(503))
+    )
+    assert asyncio.run(offline.smart_configuration()) is None
+    assert "extension" not in asyncio.run(offline.capability_security())

@@ -124,7 +124,9 @@ class HttpKeySource:
     jwks_uri: str | None = None
     timeout: float = 5.0
     transport: httpx.AsyncBaseTransport | None = None  # tests route requests without a network
+    retry_after: float = 30.0  # a failed discovery is not tried again sooner (metadata answers fast)
     _metadata: dict[str, Any] | None = field(default=None, init=False, repr=False)
+    _failed_at: float | None = field(default=None, init=False, repr=False)
 
     async def _get(self, url: str) -> dict[str, Any]:
         async with httpx.AsyncClient(
@@ -146,9 +148,15 @@ class HttpKeySource:
     async def metadata(self) -> dict[str, Any] | None:
         """The discovery document; its `issuer` must be exactly the configured one (OIDC Discovery §4.3)."""
         if self._metadata is None:
-            doc = await self._get(self.issuer.rstrip("/") + "/.well-known/openid-configuration")
-            if doc.get("issuer") != self.issuer:
-                raise KeysUnavailable("the discovery document names another issuer")
+            if self._failed_at is not None and time.monotonic() - self._failed_at < self.retry_after:
+                raise KeysUnavailable("discovery failed a moment ago")
+            try:
+                doc = await self._get(self.issuer.rstrip("/") + "/.well-known/openid-configuration")
+                if doc.get("issuer") != self.issuer:
+                    raise KeysUnavailable("the discovery document names another issuer")
+            except (KeysUnavailable, httpx.HTTPError, OSError):
+                self._failed_at = time.monotonic()
+                raise
             self._metadata = doc
         return self._metadata
 
