@@ -25,7 +25,14 @@ def main() -> None:
     writer.writerow(["code", "marker", "name_vi", "name_en", "sex_only", "not_principal"])
     for row in rows:
         writer.writerow(
-            [row["code_base"], row["marker"], row["name_vi"], row["name_en"], row["sex_only"], row["not_principal"]]
+            [
+                row["code_base"],
+                row["marker"],
+                row["name_vi"],
+                row["name_en"],
+                row["sex_only"],
+                row["not_principal"],
+            ]
         )
     OUT.write_bytes(gzip.compress(buf.getvalue().encode("utf-8"), mtime=0))
     sys.stdout.write(f"{len(rows)} codes -> {OUT.relative_to(ROOT)}\n")

@@ -34,6 +34,8 @@ from healthbook.fhir.service import FhirService
 from healthbook.identity.router import router as identity_router
 from healthbook.identity.service import IdentityService
 from healthbook.reports.router import router as reports_router
+from healthbook.web.router import PREFIX as WEB_PREFIX
+from healthbook.web.router import create_web_app
 
 log = logging.getLogger("healthbook")
 
@@ -139,7 +141,7 @@ def build_auth(settings: Settings, services: Services) -> AuthService:
 def create_app(
     settings: Settings | None = None, services: Services | None = None, auth: AuthService | None = None
 ) -> FastAPI:
-    """The healthbook application: FHIR API under /fhir."""
+    """The healthbook application: FHIR API under /fhir, health-book pages under /so-suc-khoe."""
     settings = settings or get_settings()
     services = services or build_services(settings)
     ensure_current(services.fhir.db)
@@ -182,6 +184,8 @@ def create_app(
     app.router.routes.extend(identity_router.routes("/fhir"))
     app.router.routes.extend(reports_router.routes("/fhir"))
     app.router.routes.extend(fhir_router.routes("/fhir"))
+    # The citizen's health-book page (404 unless settings.book_pages is on).
+    app.mount(WEB_PREFIX, create_web_app(services))
 
     @app.get("/")
     async def root() -> JSONResponse:

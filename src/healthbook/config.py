@@ -105,6 +105,9 @@ class Settings(BaseSettings):
     bulk_dir: str = "bulk-data"
     # Largest NDJSON body accepted by $import (streamed to disk).
     max_import_bytes: int = 2 * 1024 * 1024 * 1024
+    # Serve the citizen's health-book page at /so-suc-khoe/{personal-id}. Off until access control
+    # lands: anyone who knows a number could read the book. `healthbook demo` turns it on.
+    book_pages: bool = False
 
     # --- Authentication (docs: README "Authentication") ---
     # off: a request without a token is an anonymous caller (a token, when sent, is still checked);

@@ -91,9 +91,10 @@ def free_port() -> int:
 class ServerProcess:
     """`healthbook serve` as a child process on its own port, which a test may SIGKILL and restart."""
 
-    def __init__(self, database_url: str, workdir: Path):
+    def __init__(self, database_url: str, workdir: Path, env: dict[str, str] | None = None):
         self.database_url = database_url
         self.workdir = workdir
+        self.extra_env = env or {}
         self.port = free_port()
         self.proc: subprocess.Popen[bytes] | None = None
         self.log = workdir / "server.log"
@@ -107,6 +108,11 @@ class ServerProcess:
         """Start the server and wait until /fhir/metadata answers."""
         env = {k: v for k, v in os.environ.items() if not k.startswith("HEALTHBOOK_")}
         env["HEALTHBOOK_DATABASE_URL"] = self.database_url
+        if env.get("PYTHONPATH"):
+            # `PYTHONPATH=src pytest` from a work tree must still hold in the server's own directory.
+            parts = env["PYTHONPATH"].split(os.pathsep)
+            env["PYTHONPATH"] = os.pathsep.join(str(Path(p).resolve()) for p in parts if p)
+        env.update(self.extra_env)
         cmd = [str(HEALTHBOOK), "serve", "--host", "127.0.0.1", "--port", str(self.port), "--workers", "1"]
         with open(self.log, "ab") as log:
             self.proc = subprocess.Popen(cmd, cwd=self.workdir, env=env, stdout=log, stderr=subprocess.STDOUT)

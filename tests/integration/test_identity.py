@@ -6,6 +6,7 @@ from collections.abc import Callable
 from typing import Any
 
 import orjson
+import pytest
 from fastapi.testclient import TestClient
 
 from healthbook.app import Services
@@ -357,3 +358,33 @@ def test_bulk_import_reports_the_second_book_and_goes_on(services: Services) -> 
     assert (stats.created, stats.errors) == (2, 1)
     assert len(errors) == 1 and "p1" in orjson.dumps(errors[0]).decode()
     assert "2" in orjson.dumps(errors[0]).decode()
+
+
+def test_concurrent_registrations_of_one_number_make_one_book(
+    services: Services, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import time
+    from concurrent.futures import ThreadPoolExecutor
+
+    from healthbook.errors import Conflict
+    from healthbook.identity import repository
+
+    lookup = repository.number
+
+    def slow_lookup(*args: Any) -> Any:
+        found = lookup(*args)
+        time.sleep(0.2)  # widen the window between "no owner yet" and the insert
+        return found
+
+    monkeypatch.setattr(repository, "number", slow_lookup)
+
+    def register(n: int) -> str:
+        try:
+            services.fhir.create(Caller.system("test"), "Patient", patient(given=("Thị", f"Ánh{n}")))
+            return "created"
+        except Conflict:
+            return "conflict"
+
+    with ThreadPoolExecutor(max_workers=4) as pool:
+        results = sorted(pool.map(register, range(4)))
+    assert results == ["conflict", "conflict", "conflict", "created"]

@@ -126,6 +126,7 @@ def demo(
     for person in showcase:
         console.print(f"\n  [bold]{person.name}[/bold], CCCD {person.cccd}: {person.why}")
         console.print(f"    {base}/so-suc-khoe/{person.cccd}")
+        console.print(f"    curl -s '{base}/fhir/Patient/{person.patient_id}/$summary'")
         console.print(f"    curl -s '{base}/fhir/Patient/{person.patient_id}/$everything'")
     if os.environ.get("HEALTHBOOK_DEV_IDP", "").lower() in ("1", "true", "yes", "on"):
         console.print("\n[bold]Đăng nhập / log in as a demo user:[/bold]")

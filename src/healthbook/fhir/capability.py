@@ -6,6 +6,7 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 from healthbook import __version__
+from healthbook.fhir.operations import summary
 from healthbook.fhir.validation import resource_types
 from healthbook.identity import systems
 
@@ -14,6 +15,7 @@ TYPE_INTERACTIONS = ["history-type", "create", "search-type"]
 
 PATIENT_OPERATIONS = [
     {"name": "everything", "definition": "http://hl7.org/fhir/OperationDefinition/Patient-everything"},
+    {"name": "summary", "definition": summary.DEFINITION, "documentation": summary.DOCUMENTATION},
     {"name": "export", "definition": "http://hl7.org/fhir/uv/bulkdata/OperationDefinition/patient-export"},
     {
         "name": "match",

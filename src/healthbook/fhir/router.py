@@ -12,7 +12,7 @@ from starlette.concurrency import run_in_threadpool
 
 from healthbook.auth.subject import Caller
 from healthbook.config import Settings
-from healthbook.errors import BadRequest
+from healthbook.errors import BadRequest, UnsupportedMediaType
 from healthbook.fhir import bundles, jsonio
 from healthbook.fhir.bulk.service import BulkService
 from healthbook.fhir.capability import capability_statement
@@ -30,6 +30,12 @@ from healthbook.fhir.http import (
 )
 from healthbook.fhir.operations.everything import EverythingQuery, everything_bundle
 from healthbook.fhir.operations.everything import parse_query as parse_everything
+from healthbook.fhir.operations.summary import (
+    check_profile,
+    parse_parameters,
+    patient_by_identifier,
+    summary_document,
+)
 from healthbook.fhir.outcomes import Issue
 from healthbook.fhir.search.service import SearchService
 from healthbook.fhir.service import FhirService, history
@@ -232,6 +238,50 @@ async def patients_everything(request: Request) -> Response:
         params=dict(request.query_params),
     )  # fmt: skip
     return fhir_response(body)
+
+
+async def _summary_params(request: Request) -> dict[str, str]:
+    """identifier and profile from the query and, for POST, from a Parameters body."""
+    params = {k: v for k in ("identifier", "profile") if (v := request.query_params.get(k))}
+    if request.method == "POST":
+        limit = _services(request).settings.max_body_bytes
+        if request.headers.get("content-type"):
+            params.update(parse_parameters(await read_body(request, limit)))
+        elif (await read_raw_body(request, limit)).strip():
+            raise UnsupportedMediaType("Send the Parameters of $summary as application/fhir+json")
+    check_profile(params.get("profile"))
+    return params
+
+
+async def _summary(request: Request, pid: str | None) -> Response:
+    negotiate(request)
+    svc = _services(request)
+    params = await _summary_params(request)
+    caller = _caller(request)
+    if pid is None:
+        token = params.get("identifier")
+        if not token:
+            raise BadRequest(
+                "Patient/$summary at type level needs identifier=system|value", expression="identifier"
+            )
+        pid = await run_in_threadpool(patient_by_identifier, svc.search, caller, token)
+    base = base_url(request, svc.settings.public_base_url)
+    document = await run_in_threadpool(summary_document, svc.fhir, svc.search, caller, pid, base=base)
+    return fhir_response(jsonio.dumps(document))
+
+
+@router.get("/Patient/$summary")
+@router.post("/Patient/$summary")
+async def patients_summary(request: Request) -> Response:
+    """Patient/$summary?identifier=system|value (IPS: the patient named by an identifier)."""
+    return await _summary(request, None)
+
+
+@router.get("/Patient/{pid}/$summary")
+@router.post("/Patient/{pid}/$summary")
+async def patient_summary(request: Request, pid: str) -> Response:
+    """Patient/{id}/$summary: the health book as a FHIR document Bundle."""
+    return await _summary(request, pid)
 
 
 @router.get("/{compartment}/{cid}/{res_type}")

@@ -9,8 +9,10 @@ from typing import Any
 from sqlalchemy import Connection
 
 from healthbook.auth.subject import AccessPolicy, Caller
+from healthbook.db.dialect import lock_key
 from healthbook.errors import BadRequest, Conflict, NotFound
 from healthbook.fhir import jsonio
+from healthbook.fhir.hashing import hash63
 from healthbook.fhir.outcomes import Issue, operation_outcome
 from healthbook.fhir.service import FhirService
 from healthbook.fhir.store import sql_repository as store
@@ -95,6 +97,8 @@ class IdentityService:
             value = ident.get("value") if isinstance(ident, dict) else None
             if value not in numbers or ident.get("system") != systems.CCCD:
                 continue
+            # Two facilities registering one citizen at the same moment: the second waits, then sees the first.
+            lock_key(conn, hash63("identity-number", value))
             row = repo.number(conn, systems.CCCD, value)
             if row is None or row.res_id == res_id:
                 continue

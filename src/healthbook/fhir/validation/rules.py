@@ -50,3 +50,43 @@ def coding_problem(
         f"{value_set}"
     )
     return "code-invalid", message, path + ".code"
+
+
+def document_problems(bundle: dict[Any, Any], path: str) -> list[Problem]:
+    """bdl-9, bdl-10 and bdl-11: a document Bundle has an identifier, a timestamp and a Composition first."""
+    if bundle.get("type") != "document":
+        return []
+    problems: list[Problem] = []
+    ident = bundle.get("identifier")
+    if type(ident) is not dict or "system" not in ident or "value" not in ident:
+        message = "A document must have an identifier with a system and a value (bdl-9)"
+        problems.append(("invariant", message, path + ".identifier"))
+    if "timestamp" not in bundle:
+        problems.append(("invariant", "A document must have a date (bdl-10)", path + ".timestamp"))
+    entries = bundle.get("entry")
+    first = entries[0] if type(entries) is list and entries else None
+    resource = first.get("resource") if type(first) is dict else None
+    if type(resource) is not dict or resource.get("resourceType") != "Composition":
+        message = "A document must have a Composition as the first resource (bdl-11)"
+        problems.append(("invariant", message, path + ".entry[0].resource"))
+    return problems
+
+
+def section_problems(composition: dict[Any, Any], path: str) -> list[Problem]:
+    """cmp-1 and cmp-2 on every (nested) Composition.section."""
+    problems: list[Problem] = []
+    todo: list[tuple[Any, str]] = [(composition.get("section"), path + ".section")]
+    while todo:
+        sections, where = todo.pop()
+        for i, sec in enumerate(sections if type(sections) is list else []):
+            if type(sec) is not dict:
+                continue
+            at = f"{where}[{i}]"
+            if not any(k in sec for k in ("text", "entry", "section")):
+                message = "A section must contain at least one of text, entries, or sub-sections (cmp-1)"
+                problems.append(("invariant", message, at))
+            if "emptyReason" in sec and "entry" in sec:
+                message = "A section can only have an emptyReason if it is empty (cmp-2)"
+                problems.append(("invariant", message, at + ".emptyReason"))
+            todo.append((sec.get("section"), at + ".section"))
+    return problems

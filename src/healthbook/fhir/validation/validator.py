@@ -23,12 +23,20 @@ from healthbook.fhir.validation.model import (
 )
 from healthbook.fhir.validation.primitives import json_kind, show
 from healthbook.fhir.validation.references import reference_problem
-from healthbook.fhir.validation.rules import coding_problem, contained_problems, extension_problem
+from healthbook.fhir.validation.rules import (
+    coding_problem,
+    contained_problems,
+    document_problems,
+    extension_problem,
+    section_problems,
+)
 
 MAX_DEPTH = 200  # nested JSON objects; far beyond real resources, well within Python's recursion limit
 MAX_ISSUES = 500  # stop collecting once the answer is clearly "invalid"
 
 _BATCH_TYPES = ("transaction", "batch")
+# Resource-level invariants that the element tables cannot express.
+_INVARIANTS = {"Bundle": document_problems, "Composition": section_problems}
 
 
 class _TooManyIssues(Exception):
@@ -81,6 +89,9 @@ class _Run:
             self.obj(value, table, path, depth, None)
         finally:
             self.transaction -= batch
+        if rtype in _INVARIANTS:
+            for problem in _INVARIANTS[rtype](value, path):
+                self.add(*problem)
 
     def obj(self, obj: dict[Any, Any], table: Table, path: str, depth: int, owner: Element | None) -> None:
         """Validate the properties of one JSON object against its table."""

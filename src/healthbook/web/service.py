@@ -1,0 +1,48 @@
+"""What the web pages ask of the FHIR services: a citizen's book by personal identification number."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from typing import Any
+
+from healthbook.auth.subject import Caller
+from healthbook.errors import NotFound
+from healthbook.fhir.operations.summary import patients_with_identifier, summary_document
+from healthbook.fhir.router import Services
+from healthbook.identity.systems import CCCD
+
+PERSONAL_ID = re.compile(r"[0-9]{12}", re.ASCII)
+
+
+@dataclass(frozen=True, slots=True)
+class FoundBook:
+    """A citizen's $summary document, and whether other records carry the same number."""
+
+    document: dict[str, Any]
+    patient_id: str
+    several: bool
+
+
+def _replaced(patient: dict[str, Any]) -> bool:
+    return any(
+        isinstance(link, dict) and link.get("type") == "replaced-by" for link in patient.get("link") or []
+    )
+
+
+def book_by_personal_id(
+    services: Services, caller: Caller, personal_id: str, *, base: str
+) -> FoundBook | None:
+    """The book of the Patient with this CCCD; None for a malformed or unknown number (never which)."""
+    if not PERSONAL_ID.fullmatch(personal_id):
+        return None
+    found = patients_with_identifier(services.search, caller, CCCD, personal_id)
+    if not found:
+        return None
+    survivors = [p for p in found if not _replaced(p)]
+    chosen = (survivors or found)[0]
+    try:
+        document = summary_document(services.fhir, services.search, caller, str(chosen["id"]), base=base)
+    except NotFound:
+        return None
+    return FoundBook(document, str(chosen["id"]), several=len(survivors) > 1)
