@@ -21,7 +21,7 @@ from types import FrameType
 from typing import Any
 
 from search_data import FORMAT, count_lines, ensure_dataset, iter_docs
-from search_explain import explain, explain_generic, literal, statements
+from search_explain import explain, literal, statements
 from search_pg import PG_SETTINGS, BenchPostgres, Processes, import_files, loadavg, read_meta, server
 from search_report import SECTION, human, section, text_table, write_section
 from search_report import headers as table_headers
@@ -87,6 +87,7 @@ def measure_shape(
         "SELECT total_exec_time, calls, query FROM pg_stat_statements "
         "WHERE query NOT LIKE '%pg_stat_statements%' ORDER BY total_exec_time DESC"
     )
+    result.matches = matches(client, result)
     n = max(1, len(result.samples))
     result.db_ms_per_request = sum(float(r[0]) for r in stats) / n
     result.top_statements = [(float(r[0]) / max(1, int(r[1])), int(r[1]), str(r[2])) for r in stats[:3]]
@@ -95,6 +96,16 @@ def measure_shape(
         f"db {result.db_ms_per_request:7.1f} ms/req  errors {result.errors}  (load {loadavg()})"
     )
     return result
+
+
+def matches(client: Client, result: ShapeResult, n: int = 25) -> list[int]:
+    """Untimed: how many resources the first n distinct requests match (`_summary=count`)."""
+    found = []
+    for path in list(dict.fromkeys(s.path for s in result.samples if s.status == 200))[:n]:
+        sample = client.get(path + ("&" if "?" in path else "?") + "_summary=count")
+        if sample.total is not None:
+            found.append(sample.total)
+    return found
 
 
 def prepare(
@@ -110,8 +121,12 @@ def prepare(
         pg = BenchPostgres()
         pg_box.append(pg)
         log(f"starting PostgreSQL from snapshot {snapshot}")
-        pg.start_from(snapshot)
-        return f"reused database snapshot; {meta.get('note', '?')}"
+        migrated = pg.start_from(snapshot)
+        log(f"  `healthbook db upgrade` and VACUUM (ANALYZE) on the snapshot took {migrated:.0f} s")
+        return (
+            f"reused database snapshot (`healthbook db upgrade` and VACUUM (ANALYZE) on it: "
+            f"{migrated:.0f} s); {meta.get('note', '?')}"
+        )
     if first:
         pg = BenchPostgres()
         pg_box.append(pg)
@@ -221,10 +236,8 @@ def explain_slowest(pg: BenchPostgres, size: dict[str, Any]) -> dict[str, Any]:
     out = []
     for label, stmt in statements(path):
         text = literal(stmt)
-        out.append(
-            (f"{label}, generic plan (as the warm server runs it)", text, explain_generic(pg.url, stmt))
-        )
-        out.append((f"{label}, custom plan (values inlined)", text, explain(pg.url, text)))
+        # The server never prepares statements (custom plans), so the plan of the inlined SQL is its plan.
+        out.append((label, text, explain(pg.url, text)))
     return {"shape": slowest["name"], "path": path, "statements": out}
 
 

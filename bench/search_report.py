@@ -91,7 +91,7 @@ def headers(run: dict[str, Any]) -> list[str]:
         f"target at {lg} (ms)",
         "verdict",
         f"DB ms/req {s} / {lg}",
-        "median total",
+        "median matches",
         "non-200",
         "n",
     ]
@@ -150,9 +150,10 @@ def section(run: dict[str, Any], kinds: dict[str, str], examples: dict[str, str]
         "chained/_has/_include/_revinclude p99 < 150 ms; growth < 1.5× for every shape. "
         '"DB ms/req" = PostgreSQL execution time per request from pg_stat_statements (all statements of '
         'the request: page, count, includes). "non-200" includes client time-outs (60 s). "n" = timed '
-        'requests (fewer than asked when the 60 s budget per shape ran out). "median total" = median '
-        "Bundle.total (the server's default "
-        "`_total` is `accurate`, so every shape above also counts all its matches).",
+        'requests (fewer than asked when the time budget per shape ran out). "median matches" = median '
+        "number of resources matched, from untimed `_summary=count` requests of the first 25 distinct "
+        "paths of the shape (the server's default `_total` is `none`: only the `_total=accurate` shape "
+        "counts its matches while timed; a result that fits on its first page carries its exact total).",
     ]
     if any(size.get("variants") for size in run["sizes"]):
         out += ["", "The same shapes with `&_total=none` added (page query only, no count):", ""]

@@ -208,6 +208,7 @@ class ShapeResult:
     samples: list[Sample]
     db_ms_per_request: float = 0.0
     top_statements: list[tuple[float, int, str]] = field(default_factory=list)  # (mean ms, calls, query)
+    matches: list[int] = field(default_factory=list)  # _summary=count of some of the requests (untimed)
 
     @property
     def ok(self) -> list[float]:
@@ -225,8 +226,8 @@ class ShapeResult:
         return percentile(ok, q) if ok else float("nan")
 
     def median_total(self) -> float:
-        """Median Bundle.total over the answers that had one."""
-        totals = [s.total for s in self.samples if s.total is not None]
+        """Median number of matches: of the untimed `_summary=count` requests, else of Bundle.total."""
+        totals = self.matches or [s.total for s in self.samples if s.total is not None]
         return statistics.median(totals) if totals else float("nan")
 
     def median_entries(self) -> float:
@@ -246,6 +247,7 @@ class ShapeResult:
             "p99": self.p(99),
             "errors": self.errors,
             "median_total": self.median_total(),
+            "matches": self.matches,
             "median_entries": self.median_entries(),
             "db_ms_per_request": self.db_ms_per_request,
             "top_statements": self.top_statements,

@@ -8,15 +8,23 @@ import uuid
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
+from sqlalchemy.exc import DBAPIError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from healthbook import __version__
-from healthbook.auth.subject import Caller, OpenPolicy
+from healthbook.auth.devidp.router import router as dev_idp_router
+from healthbook.auth.devidp.service import DevIdentityProvider
+from healthbook.auth.devidp.users import load_directory
+from healthbook.auth.router import router as auth_router
+from healthbook.auth.service import AuthService
+from healthbook.auth.subject import ANONYMOUS, Caller, OpenPolicy
+from healthbook.auth.tokens import Authenticator, KeysUnavailable, MissingToken, TokenRejected
 from healthbook.config import Settings, get_settings
+from healthbook.db.dialect import is_statement_timeout
 from healthbook.db.engine import Database
 from healthbook.db.migrate import ensure_current
-from healthbook.errors import HealthbookError
+from healthbook.errors import HealthbookError, ServiceUnavailable, Unauthorized
 from healthbook.fhir.bulk.router import router as bulk_router
 from healthbook.fhir.bulk.service import BulkService
 from healthbook.fhir.http import outcome_response
@@ -50,11 +58,19 @@ def build_services(settings: Settings, db: Database | None = None) -> Services:
     )
 
 
-class CallerMiddleware:
-    """Attaches the caller and a request id (pure ASGI: no task group per request)."""
+def _public(path: str) -> bool:
+    """Paths answered without a token even when auth is required: discovery, and everything outside /fhir."""
+    if path != "/fhir" and not path.startswith("/fhir/"):
+        return True
+    return path == "/fhir/metadata" or path.startswith("/fhir/.well-known/")
 
-    def __init__(self, app: ASGIApp):
+
+class CallerMiddleware:
+    """Attaches the caller (from the bearer token, or anonymous) and a request id (pure ASGI)."""
+
+    def __init__(self, app: ASGIApp, authenticator: Authenticator | None = None):
         self.app = app
+        self.authenticator = authenticator
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -64,9 +80,16 @@ class CallerMiddleware:
         raw_id = headers.get(b"x-request-id", b"")
         request_id = raw_id.decode("latin-1")[:64] if raw_id else uuid.uuid4().hex
         state = scope.setdefault("state", {})
-        # Access control is not configured yet: every request is an identified anonymous caller.
-        state["caller"] = Caller(subject="anonymous")
         state["request_id"] = request_id
+        try:
+            state["caller"] = await self._caller(scope, headers)
+        except (TokenRejected, KeysUnavailable) as exc:
+            await self._refuse(exc, request_id)(scope, receive, send)
+            return
+        except Exception as exc:  # a token nobody foresaw must still be a 401, never a 500
+            log.error("token check failed with %s (request %s)", type(exc).__name__, request_id)
+            await self._refuse(TokenRejected("invalid token"), request_id)(scope, receive, send)
+            return
 
         async def send_with_id(message: Message) -> None:
             if message["type"] == "http.response.start":
@@ -76,16 +99,61 @@ class CallerMiddleware:
 
         await self.app(scope, receive, send_with_id)
 
+    async def _caller(self, scope: Scope, headers: dict[bytes, bytes]) -> Caller:
+        raw = headers.get(b"authorization")
+        authorization = raw.decode("latin-1") if raw is not None else None
+        if self.authenticator is None:
+            return Caller(subject=ANONYMOUS)
+        if _public(scope.get("path", "")):
+            if authorization is None:
+                return Caller(subject=ANONYMOUS)
+            try:
+                return await self.authenticator.caller(authorization)
+            except (TokenRejected, KeysUnavailable):
+                # Discovery and pages outside /fhir answer anyway; a refused token only makes the
+                # caller anonymous there, so nothing is granted by it.
+                return Caller(subject=ANONYMOUS)
+        return await self.authenticator.caller(authorization)
 
-def create_app(settings: Settings | None = None, services: Services | None = None) -> FastAPI:
+    @staticmethod
+    def _refuse(exc: Exception, request_id: str) -> Response:
+        """401 with a Bearer challenge, or 503 when the issuer's keys cannot be had; never the token."""
+        if isinstance(exc, KeysUnavailable):
+            log.warning("token keys unavailable (request %s)", request_id)
+            error: HealthbookError = ServiceUnavailable(
+                "The identity provider's keys cannot be fetched; try again"
+            )
+            error.headers["Retry-After"] = "30"
+        else:
+            log.info("token refused: %s (request %s)", exc, request_id)
+            error = Unauthorized(str(exc), error=None if isinstance(exc, MissingToken) else "invalid_token")
+        return outcome_response(
+            error.issues, error.status_code, {**error.headers, "x-request-id": request_id}
+        )
+
+
+def build_auth(settings: Settings, services: Services) -> AuthService:
+    """The authenticator of the configured issuers, and the development provider when enabled."""
+    dev_idp = None
+    if settings.dev_idp:
+        log.warning("the development identity provider is enabled: never use it with real data")
+        dev_idp = DevIdentityProvider(settings, lambda: load_directory(services.fhir, services.search))
+    return AuthService.build(settings, dev_idp)
+
+
+def create_app(
+    settings: Settings | None = None, services: Services | None = None, auth: AuthService | None = None
+) -> FastAPI:
     """The healthbook application: FHIR API under /fhir, health-book pages under /so-suc-khoe."""
     settings = settings or get_settings()
     services = services or build_services(settings)
     ensure_current(services.fhir.db)
+    auth = auth or build_auth(settings, services)
     app = FastAPI(title="healthbook", version=__version__, docs_url="/docs", redoc_url=None)
     app.state.services = services
+    app.state.auth = auth
 
-    app.add_middleware(CallerMiddleware)
+    app.add_middleware(CallerMiddleware, authenticator=auth.authenticator)
 
     @app.exception_handler(HealthbookError)
     async def healthbook_error(request: Request, exc: HealthbookError) -> Response:
@@ -101,6 +169,14 @@ def create_app(settings: Settings | None = None, services: Services | None = Non
     async def request_error(request: Request, exc: RequestValidationError) -> Response:
         return outcome_response([Issue("error", "invalid", "Malformed request")], 400)
 
+    @app.exception_handler(DBAPIError)
+    async def database_error(request: Request, exc: DBAPIError) -> Response:
+        if not is_statement_timeout(exc):
+            raise exc  # to the handler of unexpected errors below
+        # A statement past statement_timeout outside search (a write waiting on a lock, say).
+        issue = Issue("error", "timeout", "The database did not answer in time; nothing was stored")
+        return outcome_response([issue], 503)
+
     @app.exception_handler(Exception)
     async def unexpected(request: Request, exc: Exception) -> Response:
         # Never log bodies or identifiers: the type and request id are enough to find the fault.
@@ -110,7 +186,11 @@ def create_app(settings: Settings | None = None, services: Services | None = Non
         issue = Issue("fatal", "exception", "Internal server error; nothing was stored by this request")
         return outcome_response([issue], 500)
 
-    # Bulk and import routes first: they are more specific than the generic [type]/[id] ones.
+    # SMART discovery, bulk and import routes first: more specific than the generic [type]/[id] ones.
+    app.router.routes.extend(auth_router.routes("/fhir"))
+    app.router.routes.extend(auth_router.routes(""))
+    if auth.dev_idp is not None:
+        app.router.routes.extend(dev_idp_router.routes("/dev-idp"))
     app.router.routes.extend(bulk_router.routes("/fhir"))
     app.router.routes.extend(xml130_router.routes("/fhir"))
     app.router.routes.extend(identity_router.routes("/fhir"))

@@ -2,9 +2,85 @@
 
 from __future__ import annotations
 
+import json
 from functools import lru_cache
+from typing import Annotated, Any, Literal
+from urllib.parse import urlsplit
 
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+# The roles a token can carry (auth.subject.Role has the same values; kept here as text so that the
+# settings import nothing of the application).
+RoleName = Literal["citizen", "guardian", "health-worker", "facility-system", "manager"]
+ALL_ROLES: tuple[RoleName, ...] = ("citizen", "guardian", "health-worker", "facility-system", "manager")
+
+
+def is_loopback(url: str) -> bool:
+    """Whether `url` points at this machine (plain http is allowed only there)."""
+    host = (urlsplit(url).hostname or "").lower()
+    return host in ("localhost", "::1") or host.startswith("127.")
+
+
+class IssuerSettings(BaseModel):
+    """One trusted OpenID Connect issuer: where its keys are and what its tokens may claim."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    issuer: str
+    # Where the signing keys are: discovery (issuer + /.well-known/openid-configuration) by default, a
+    # JWKS URL that skips discovery, or a static JWKS (inline or in a file) for tests and offline use.
+    jwks_uri: str | None = None
+    jwks: dict[str, Any] | None = None
+    jwks_file: str | None = None
+    # The `aud` this issuer puts in tokens for healthbook, when it differs from HEALTHBOOK_AUDIENCE.
+    audience: str | None = None
+    # The role of a token that carries no role claim (the national identity: "citizen").
+    default_role: RoleName | None = None
+    # The roles this issuer may assert; a citizen identity provider must not mint health workers.
+    roles: tuple[RoleName, ...] = ALL_ROLES
+
+    @field_validator("issuer", "jwks_uri")
+    @classmethod
+    def _https(cls, value: str | None) -> str | None:
+        if value is None:
+            return None
+        parts = urlsplit(value)
+        if parts.scheme != "https" and not (parts.scheme == "http" and is_loopback(value)):
+            raise ValueError(f"{value!r}: an issuer and its JWKS must be https (http only on loopback)")
+        return value  # compared exactly with `iss` (OpenID Connect Discovery §4.3): never normalised
+
+
+class DevClientSettings(BaseModel):
+    """A facility system registered with the development identity provider (client_credentials)."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    client_id: str
+    facility: str  # its 5-character facility code
+    jwks: dict[str, Any] | None = None  # its public keys (private_key_jwt)
+    jwks_file: str | None = None
+    scope: str = "system/*.cruds"  # the most it may be granted
+
+
+def _issuer_list(value: Any) -> Any:
+    """HEALTHBOOK_OIDC_ISSUERS: a JSON list (of URLs or objects) or a comma-separated list of URLs."""
+    if isinstance(value, str):
+        text = value.strip()
+        if not text:
+            return []
+        value = (
+            json.loads(text) if text.startswith("[") else [v.strip() for v in text.split(",") if v.strip()]
+        )
+    if isinstance(value, list):
+        return [{"issuer": v} if isinstance(v, str) else v for v in value]
+    return value
+
+
+def _json_list(value: Any) -> Any:
+    if isinstance(value, str):
+        return json.loads(value) if value.strip() else []
+    return value
 
 
 class Settings(BaseSettings):
@@ -20,6 +96,9 @@ class Settings(BaseSettings):
     public_base_url: str | None = None
     default_page_size: int = 50
     max_page_size: int = 1000
+    # PostgreSQL statement_timeout of every connection, in ms (0 = none): a search that runs longer is
+    # cancelled and answered 400 (too-costly); migrations and bulk export lift it for their statements.
+    statement_timeout_ms: int = 30_000
     # Connection pool size per process (PostgreSQL).
     pool_size: int = 20
     # SQLite synchronous pragma: FULL survives power loss, NORMAL survives process crashes only.
@@ -37,6 +116,102 @@ class Settings(BaseSettings):
     # Serve the citizen's health-book page at /so-suc-khoe/{personal-id}. Off until access control
     # lands: anyone who knows a number could read the book. `healthbook demo` turns it on.
     book_pages: bool = False
+
+    # --- Authentication (docs: README "Authentication") ---
+    # off: a request without a token is an anonymous caller (a token, when sent, is still checked);
+    # required: a request to /fhir without a valid token is refused with 401 (metadata and
+    # .well-known excepted).
+    auth: Literal["off", "required"] = "off"
+    # Trusted OpenID Connect issuers (see IssuerSettings).
+    oidc_issuers: Annotated[list[IssuerSettings], NoDecode] = Field(default_factory=list)
+    # The `aud` every access token must carry: this server's identifier at the issuers.
+    audience: str = "healthbook"
+    # Signature algorithms accepted in access tokens: asymmetric only (never none or HS*).
+    token_algorithms: Annotated[list[str], NoDecode] = Field(
+        default_factory=lambda: [
+            "RS256",
+            "RS384",
+            "RS512",
+            "PS256",
+            "PS384",
+            "PS512",
+            "ES256",
+            "ES384",
+            "ES512",
+        ]
+    )
+    # Claims an access token must have (iss, aud, exp and sub are always checked when present).
+    token_required_claims: Annotated[list[str], NoDecode] = Field(
+        default_factory=lambda: ["iss", "sub", "aud", "exp"]
+    )
+    # Clock skew tolerated on exp, nbf and iat, in seconds.
+    token_leeway_seconds: int = 60
+    # Timeout of discovery and JWKS fetches, in seconds.
+    oidc_http_timeout_seconds: float = 5.0
+    # Keys are fetched again after this long, and at most this often when a token names an unknown kid.
+    jwks_max_age_seconds: int = 3600
+    jwks_min_refresh_seconds: float = 10.0
+    # Names of the claims healthbook reads besides the standard ones (sub, scope, fhirUser, patient).
+    claim_role: str = "healthbook_role"
+    claim_facility: str = "healthbook_facility"
+    claim_cccd: str = "healthbook_cccd"
+    claim_province: str = "healthbook_province"
+
+    # --- Development identity provider (never in production) ---
+    dev_idp: bool = False
+    # Its issuer URL; by default public_base_url's origin + /dev-idp, else http://127.0.0.1:8080/dev-idp.
+    dev_idp_issuer: str | None = None
+    # Where it keeps its signing key and the demo hospital's private key.
+    dev_idp_dir: str = "dev-idp"
+    # Facility systems registered for client_credentials, besides the built-in demo hospital.
+    dev_idp_clients: Annotated[list[DevClientSettings], NoDecode] = Field(default_factory=list)
+    # Lifetime of the access tokens it issues, in seconds.
+    dev_idp_token_seconds: int = 3600
+
+    @field_validator("oidc_issuers", mode="before")
+    @classmethod
+    def _parse_issuers(cls, value: Any) -> Any:
+        return _issuer_list(value)
+
+    @field_validator("dev_idp_clients", mode="before")
+    @classmethod
+    def _parse_clients(cls, value: Any) -> Any:
+        return _json_list(value)
+
+    @field_validator("token_algorithms", "token_required_claims", mode="before")
+    @classmethod
+    def _parse_words(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            text = value.strip()
+            return (
+                json.loads(text)
+                if text.startswith("[")
+                else [v.strip() for v in text.split(",") if v.strip()]
+            )
+        return value
+
+    @field_validator("token_algorithms")
+    @classmethod
+    def _asymmetric(cls, value: list[str]) -> list[str]:
+        bad = [a for a in value if a not in ASYMMETRIC_ALGORITHMS]
+        if bad:
+            raise ValueError(f"not an accepted asymmetric JWS algorithm: {', '.join(bad)}")
+        return value
+
+    @property
+    def dev_issuer(self) -> str:
+        """The development identity provider's issuer URL."""
+        if self.dev_idp_issuer:
+            return self.dev_idp_issuer.rstrip("/")
+        if self.public_base_url:
+            parts = urlsplit(self.public_base_url)
+            return f"{parts.scheme}://{parts.netloc}/dev-idp"
+        return "http://127.0.0.1:8080/dev-idp"
+
+
+ASYMMETRIC_ALGORITHMS = frozenset(
+    {"RS256", "RS384", "RS512", "PS256", "PS384", "PS512", "ES256", "ES384", "ES512", "EdDSA"}
+)
 
 
 @lru_cache(maxsize=1)

@@ -75,6 +75,16 @@ class UnsupportedMediaType(HealthbookError):
     code = "not-supported"
 
 
+class TooCostly(HealthbookError):
+    """The server stopped the request to protect its resources (a search past the statement timeout).
+
+    Issue type too-costly is a processing error ("no point resubmitting the same content unchanged"), and
+    http.html answers a search that "could not be processed" with 400.
+    """
+
+    code = "too-costly"
+
+
 class PayloadTooLarge(HealthbookError):
     """The request body is over the configured size limit."""
 
@@ -101,3 +111,26 @@ class Forbidden(HealthbookError):
 
     status_code = 403
     code = "forbidden"
+
+
+class Unauthorized(HealthbookError):
+    """The request carries no usable access token (RFC 6750 §3: answered with a WWW-Authenticate challenge)."""
+
+    status_code = 401
+    code = "login"
+
+    def __init__(self, message: str, *, error: str | None = "invalid_token", realm: str = "healthbook"):
+        super().__init__(message)
+        challenge = f'Bearer realm="{realm}"'
+        if error is not None:
+            # error_description allows %x20-21 / %x23-5B / %x5D-7E only (RFC 6750 §3).
+            text = "".join(c for c in message if 0x20 <= ord(c) <= 0x7E and c not in '"\\')[:120]
+            challenge += f', error="{error}", error_description="{text}"'
+        self.headers["WWW-Authenticate"] = challenge
+
+
+class ServiceUnavailable(HealthbookError):
+    """A service this request depends on (an identity provider's keys) cannot be reached; try again later."""
+
+    status_code = 503
+    code = "transient"

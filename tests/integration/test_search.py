@@ -116,8 +116,23 @@ PROVENANCE = {
 }
 
 
+def _goal(gid: str, *due: str) -> dict[str, Any]:
+    return {
+        "resourceType": "Goal",
+        "id": gid,
+        "lifecycleStatus": "active",
+        "description": {"text": f"goal {gid}"},
+        "subject": {"reference": "Patient/p1"},
+        **({"target": [{"dueDate": d} for d in due]} if due else {}),
+    }
+
+
+# Goal.target.due is the one date parameter here with several values per resource (g1).
+GOALS = [_goal("g1", "2020-01-10", "2020-03-05"), _goal("g2", "2020-02-01"), _goal("g3")]
+
+
 def _load(client: TestClient) -> TestClient:
-    for doc in [*ORGS, *PATIENTS, *OBSERVATIONS, PROVENANCE]:
+    for doc in [*ORGS, *PATIENTS, *OBSERVATIONS, PROVENANCE, *GOALS]:
         r = client.put(f"/fhir/{doc['resourceType']}/{doc['id']}", json=doc, headers=H)
         assert r.status_code in (200, 201), r.text
     return client
@@ -192,6 +207,20 @@ CASES = [
     ("Observation?date=2026-01-10T08:00:00%2B07:00", ["ob1"]),
     ("Observation?date=ge2026-01-01T00:00:00Z", ["ob1", "ob2", "ob4"]),
     ("Observation?date=lt2026-01-01T00:00:00Z", ["bp1", "ob3"]),
+    # several date clauses of one parameter: each clause may be met by a different value (g1)
+    ("Goal?target-date=ge2020-03-01&target-date=lt2020-01-15", ["g1"]),
+    ("Goal?target-date=ge2020-01-20&target-date=lt2020-03-01", ["g1", "g2"]),
+    ("Goal?target-date=gt2020-03-05&target-date=lt2020-01-10", []),
+    ("Goal?target-date=ge2020-03-05&target-date=le2020-01-10", ["g1"]),
+    ("Goal?target-date=2020-01&target-date=2020-03", ["g1"]),
+    ("Goal?target-date=2020-01&target-date=2020-02", []),
+    ("Goal?target-date=2020-02", ["g2"]),
+    ("Goal?target-date=ne2020-01-10&target-date=ge2020", ["g1", "g2"]),
+    ("Goal?target-date=sa2020-01-31&target-date=eb2020-03-01", ["g1", "g2"]),
+    ("Goal?target-date=sa2020-02-01&target-date=eb2020-02-01", ["g1"]),
+    ("Goal?target-date=ge2021&target-date=lt2020", []),
+    ("Goal?target-date=ap2020-03-05&target-date=le2020-01-31", ["g1"]),
+    ("Goal?target-date:missing=true", ["g3"]),
     # quantity and number precision
     ("Observation?value-quantity=120", ["ob1"]),
     ("Observation?value-quantity=150", []),
@@ -268,16 +297,91 @@ def test_include_and_revinclude(shared: TestClient) -> None:
 
 
 def test_sort_and_paging(shared: TestClient) -> None:
-    r = shared.get("/fhir/Patient?_sort=-birthdate&_count=2")
+    r = shared.get("/fhir/Patient?_sort=-birthdate&_count=2&_total=accurate")
     bundle = r.json()
     assert [e["resource"]["id"] for e in bundle["entry"]] == ["p3", "p1"]
     assert bundle["total"] == 3
     links = {link["relation"]: link["url"] for link in bundle["link"]}
+    assert "previous" not in links
     nxt = shared.get(links["next"].replace("http://testserver", "")).json()
     assert [e["resource"]["id"] for e in nxt["entry"]] == ["p2"]
-    assert "next" not in {link["relation"] for link in nxt["link"]}
+    assert nxt["total"] == 3
+    back = {link["relation"]: link["url"] for link in nxt["link"]}
+    assert "next" not in back
+    prev = shared.get(back["previous"].replace("http://testserver", "")).json()
+    assert [e["resource"]["id"] for e in prev["entry"]] == ["p3", "p1"]
+    assert "previous" not in {link["relation"] for link in prev["link"]}
     r = shared.get("/fhir/Patient?_sort=family,-_id")
     assert [e["resource"]["id"] for e in r.json()["entry"]] == ["p3", "p1", "p2"]
+
+
+def _walk(client: TestClient, url: str, relation: str = "next") -> list[list[str]]:
+    """The match ids of every page from url on, following `relation` links."""
+    pages: list[list[str]] = []
+    next_url: str | None = url
+    while next_url:
+        bundle = client.get(next_url).json()
+        pages.append([e["resource"]["id"] for e in bundle.get("entry", []) if e["search"]["mode"] == "match"])
+        links = {link["relation"]: link["url"] for link in bundle["link"]}
+        next_url = links.get(relation, "").replace("http://testserver", "") or None
+        assert len(pages) < 50, url
+    return pages
+
+
+@pytest.mark.parametrize(
+    ("query", "expected"),
+    [
+        ("Observation?_count=2", ["bp1", "ob1", "ob2", "ob3", "ob4"]),
+        ("Observation?status=final&_count=2", ["bp1", "ob1", "ob2", "ob3", "ob4"]),
+        ("Observation?_count=2&_sort=-date", ["ob2", "ob4", "ob1", "ob3", "bp1"]),
+        ("Observation?_count=3&_sort=date", ["bp1", "ob3", "ob1", "ob4", "ob2"]),
+        # a resource without a value of the sort parameter comes last in both directions
+        ("Goal?_count=1&_sort=target-date", ["g1", "g2", "g3"]),
+        ("Goal?_count=1&_sort=-target-date", ["g1", "g2", "g3"]),
+        ("Goal?_count=2&_sort=-target-date", ["g1", "g2", "g3"]),
+        ("Observation?_count=2&_sort=-value-quantity", ["ob2", "ob1", "ob3", "bp1", "ob4"]),
+        ("Patient?_count=1&_sort=_lastUpdated", ["o1", "o2", "p1", "p2", "p3"][2:]),
+    ],
+)
+def test_paging_forward_and_back(shared: TestClient, query: str, expected: list[str]) -> None:
+    pages = _walk(shared, "/fhir/" + query)
+    assert [i for page in pages for i in page] == expected
+    count = int(query.split("_count=")[1].split("&")[0])
+    assert all(len(page) == count for page in pages[:-1])
+    # From the last page back to the first, by the previous links: the same pages in reverse.
+    last = shared.get("/fhir/" + query).json()
+    for _ in pages[1:]:
+        links = {link["relation"]: link["url"] for link in last["link"]}
+        last = shared.get(links["next"].replace("http://testserver", "")).json()
+    links = {link["relation"]: link["url"] for link in last["link"]}
+    if len(pages) > 1:
+        back = _walk(shared, links["previous"].replace("http://testserver", ""), "previous")
+        assert back == pages[-2::-1]
+
+
+def test_bad_page_position(shared: TestClient) -> None:
+    for token in ("nonsense", "WyJhIl0", "WyJ4IiwxLDIsM10"):
+        r = shared.get(f"/fhir/Observation?_page={token}")
+        assert r.status_code == 400, r.text
+        assert r.json()["resourceType"] == "OperationOutcome"
+    # a position of another order
+    first = shared.get("/fhir/Observation?_count=2&_sort=-date").json()
+    nxt = {link["relation"]: link["url"] for link in first["link"]}["next"]
+    token = nxt.split("_page=")[1].split("&")[0]
+    assert shared.get(f"/fhir/Observation?_count=2&_page={token}").status_code == 400
+
+
+def test_total_modes(shared: TestClient) -> None:
+    # Without _total no count runs: the total comes only when the whole result is on the first page.
+    assert shared.get("/fhir/Observation").json()["total"] == 5
+    assert "total" not in shared.get("/fhir/Observation?_count=2").json()
+    assert shared.get("/fhir/Observation?_count=2&_total=accurate").json()["total"] == 5
+    estimate = shared.get("/fhir/Observation?_count=2&_total=estimate").json()["total"]
+    assert estimate >= 3
+    assert "total" not in shared.get("/fhir/Observation?_total=none").json()
+    assert shared.get("/fhir/Observation?_summary=count").json()["total"] == 5
+    assert shared.get("/fhir/Observation?_summary=count&_total=none").json()["total"] == 5
+    assert shared.get("/fhir/Observation?code=nope").json()["total"] == 0
 
 
 def test_summary_total_elements(shared: TestClient) -> None:

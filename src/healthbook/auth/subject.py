@@ -3,23 +3,55 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from enum import StrEnum
 from typing import Protocol
 
+from healthbook.auth.scopes import EMPTY, ScopeSet
 from healthbook.errors import Forbidden
+
+ANONYMOUS = "anonymous"
+
+
+class Role(StrEnum):
+    """What the person or system behind a token acts as (the role claim, README "Authentication")."""
+
+    CITIZEN = "citizen"  # a person acting for himself or herself
+    GUARDIAN = "guardian"  # a person acting for someone else: a parent for a child, a named proxy
+    HEALTH_WORKER = "health-worker"  # staff of one facility
+    FACILITY_SYSTEM = "facility-system"  # a facility's software (client credentials), no person behind it
+    MANAGER = "manager"  # health administration: aggregates of an area
 
 
 @dataclass(frozen=True, slots=True)
 class Caller:
-    """The authenticated (or explicitly anonymous) party behind a request."""
+    """The authenticated (or explicitly anonymous) party behind a request.
+
+    Only `subject` is required, so in-process callers stay one-liners; everything else comes from a
+    verified access token (auth.tokens) and is None/empty otherwise.
+    """
 
     subject: str
     roles: frozenset[str] = field(default_factory=frozenset)
     purpose: str | None = None
+    issuer: str | None = None  # `iss` of the token; None for anonymous and in-process callers
+    role: Role | None = None
+    scopes: ScopeSet = EMPTY
+    fhir_user: str | None = None  # "Practitioner/123", "Patient/456", "RelatedPerson/789" (relative)
+    patient: str | None = None  # the Patient id of the launch context (SMART `patient`)
+    facility: str | None = None  # 5-character facility code of a health worker or facility system
+    province: str | None = None  # 2-digit province code of a manager's area
+    cccd: str | None = field(default=None, repr=False)  # personal ID number: never in logs or reprs
+    client_id: str | None = None  # the OAuth client (app or facility system) that obtained the token
 
     @staticmethod
     def system(name: str) -> Caller:
         """A trusted in-process caller: the CLI, importers, the demo loader."""
         return Caller(subject=f"system:{name}", roles=frozenset({"system"}))
+
+    @property
+    def authenticated(self) -> bool:
+        """Whether the caller was established by a verified access token."""
+        return self.issuer is not None
 
 
 class AccessPolicy(Protocol):

@@ -90,6 +90,9 @@ def demo(
     url = os.environ.get("HEALTHBOOK_DATABASE_URL", "sqlite:///demo.db")
     os.environ["HEALTHBOOK_DATABASE_URL"] = url
     os.environ.setdefault("HEALTHBOOK_BOOK_PAGES", "true")
+    # The development identity provider with its demo users (never outside the demo: README "Authentication").
+    os.environ.setdefault("HEALTHBOOK_DEV_IDP", "true")
+    os.environ.setdefault("HEALTHBOOK_DEV_IDP_ISSUER", f"http://{host}:{port}/dev-idp")
     from healthbook.app import build_services
     from healthbook.db.migrate import ensure_current
 
@@ -127,5 +130,8 @@ def demo(
         console.print(f"    {base}/so-suc-khoe/{person.cccd}")
         console.print(f"    curl -s '{base}/fhir/Patient/{person.patient_id}/$summary'")
         console.print(f"    curl -s '{base}/fhir/Patient/{person.patient_id}/$everything'")
+    if os.environ.get("HEALTHBOOK_DEV_IDP", "").lower() in ("1", "true", "yes", "on"):
+        console.print("\n[bold]Đăng nhập / log in as a demo user:[/bold]")
+        console.print(f"  {base}/dev-idp")
     console.print("")
     serve(host=host, port=port, workers=1)

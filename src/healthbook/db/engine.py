@@ -21,7 +21,10 @@ class Database:
         self.engine: Engine = create_engine(
             self.url,
             **dialect.engine_options(
-                self.url, pool_size=settings.pool_size, busy_timeout_ms=settings.sqlite_busy_timeout_ms
+                self.url,
+                pool_size=settings.pool_size,
+                busy_timeout_ms=settings.sqlite_busy_timeout_ms,
+                statement_timeout_ms=settings.statement_timeout_ms,
             ),
         )
         dialect.tune_engine(self.engine)
@@ -58,12 +61,17 @@ class Database:
             yield conn
 
     @contextmanager
-    def snapshot(self) -> Iterator[Connection]:
-        """A read transaction whose statements all see one consistent snapshot (pages and totals)."""
+    def snapshot(self, *, unbounded: bool = False) -> Iterator[Connection]:
+        """A read transaction whose statements all see one consistent snapshot (pages and totals).
+
+        `unbounded` lifts the statement timeout for the transaction (long streaming reads: bulk export).
+        """
         with self.engine.connect() as conn:
             if not self.is_sqlite:
                 conn = conn.execution_options(isolation_level="REPEATABLE READ")
             with conn.begin():
+                if unbounded:
+                    dialect.unbounded(conn)
                 yield conn
 
     def dispose(self) -> None:

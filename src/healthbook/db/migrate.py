@@ -9,6 +9,7 @@ from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
 
+from healthbook.db import dialect
 from healthbook.db.engine import Database
 
 _SCRIPTS = Path(__file__).parent / "migrations"
@@ -36,6 +37,7 @@ def upgrade(db: Database, revision: str = "head") -> None:
     """Bring the schema to `revision`, in one transaction where the backend allows it."""
     cfg = _config()
     with db.engine.connect() as conn:
+        dialect.unbounded(conn)  # index builds on large tables outlast the statement timeout
         cfg.attributes["connection"] = conn
         command.upgrade(cfg, revision)
         conn.commit()

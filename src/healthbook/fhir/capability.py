@@ -64,6 +64,8 @@ SYSTEM_OPERATIONS = [
     },
 ]
 
+SMART_SECURITY_EXTENSION = "http://fhir-registry.smarthealthit.org/StructureDefinition/oauth-uris"
+
 # (name, type, documentation) triples for one resource type.
 SearchParamInfo = Sequence[tuple[str, str, str]]
 
@@ -74,6 +76,7 @@ def capability_statement(
     *,
     system_search: bool,
     notes: Sequence[str] = (),
+    security: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     """Describe the server at `base`: interactions, formats and search parameters per type."""
     resources = []
@@ -130,6 +133,39 @@ def capability_statement(
                 "resource": resources,
                 "interaction": system,
                 "operation": SYSTEM_OPERATIONS,
+                **({"security": security} if security else {}),
             }
         ],
     }
+
+
+def security_section(authorize: str | None, token: str | None, *, required: bool) -> dict[str, Any]:
+    """The `security` element: SMART-on-FHIR service code and the oauth-uris extension (SMART App Launch)."""
+    uris = [
+        {"url": name, "valueUri": uri} for name, uri in (("authorize", authorize), ("token", token)) if uri
+    ]
+    out: dict[str, Any] = {
+        "cors": False,
+        "service": [
+            {
+                "coding": [
+                    {
+                        "system": "http://terminology.hl7.org/CodeSystem/restful-security-service",
+                        "code": "SMART-on-FHIR",
+                    }
+                ],
+                "text": "OAuth2 using SMART-on-FHIR profile (see .well-known/smart-configuration)",
+            }
+        ],
+        "description": (
+            "Bearer JWT access tokens from trusted OpenID Connect issuers (SMART App Launch 2.x scopes). "
+            + (
+                "A token is required."
+                if required
+                else "A token is optional for now: without one the caller is anonymous."
+            )
+        ),
+    }
+    if uris:
+        out["extension"] = [{"url": SMART_SECURITY_EXTENSION, "extension": uris}]
+    return out

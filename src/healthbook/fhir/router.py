@@ -89,12 +89,19 @@ async def metadata(request: Request) -> Response:
     negotiate(request)
     svc = _services(request)
     base = base_url(request, svc.settings.public_base_url)
-    body = _METADATA.get(base)
+    auth = getattr(request.app.state, "auth", None)
+    security = await auth.capability_security() if auth is not None else None
+    key = base + (jsonio.dumps(security).decode() if security else "")
+    body = _METADATA.get(key)
     if body is None:
         cs = capability_statement(
-            base, svc.search.capability_params, system_search=True, notes=svc.search.capability_notes()
+            base,
+            svc.search.capability_params,
+            system_search=True,
+            notes=svc.search.capability_notes(),
+            security=security,
         )
-        body = _METADATA.setdefault(base, jsonio.dumps(cs)) if len(_METADATA) < 64 else jsonio.dumps(cs)
+        body = _METADATA.setdefault(key, jsonio.dumps(cs)) if len(_METADATA) < 64 else jsonio.dumps(cs)
     return fhir_response(body)
 
 

@@ -147,7 +147,7 @@ def export_ndjson(
     out_dir.mkdir(parents=True, exist_ok=True)
     files: list[OutputFile] = []
     r = resource.c
-    with fhir.db.snapshot() as conn:
+    with fhir.db.snapshot(unbounded=True) as conn:
         scope = _scope(conn, fhir, req)
         for rtype in req.types:
             conds: list[ColumnElement[bool]] = [r.res_type == rtype, r.deleted == false(), *scope(rtype)]

@@ -13,11 +13,12 @@ from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import select, tuple_
+from sqlalchemy import select
 from sqlalchemy.engine import Connection
 from sqlalchemy.exc import IntegrityError
 
 from healthbook.auth.subject import Caller
+from healthbook.db.dialect import keys_in
 from healthbook.errors import HealthbookError
 from healthbook.fhir import jsonio
 from healthbook.fhir.outcomes import Issue, operation_outcome
@@ -105,9 +106,9 @@ def _parse(line: Line) -> dict[str, Any]:
 def _existing(conn: Connection, keys: list[tuple[str, str]]) -> set[tuple[str, str]]:
     loc = resource_locator.c
     found: set[tuple[str, str]] = set()
-    for start in range(0, len(keys), 500):
-        chunk = keys[start : start + 500]
-        stmt = select(loc.res_type, loc.res_id).where(tuple_(loc.res_type, loc.res_id).in_(chunk))
+    for start in range(0, len(keys), 1000):
+        chunk = keys[start : start + 1000]
+        stmt = select(loc.res_type, loc.res_id).where(keys_in(conn, [loc.res_type, loc.res_id], chunk))
         found.update((r[0], r[1]) for r in conn.execute(stmt))
     return found
 

@@ -32,6 +32,8 @@ def extract(resource: dict[str, Any]) -> dict[str, list[Row]]:
             continue
         rows = list(_ROWS[param.type](param, rtype, nodes))
         if rows:
+            if param.type == "date":
+                _envelope(rows)
             out.setdefault(param.type, []).extend(_dedupe(rows))
         extra = list(_modifier_tokens(param, rtype, nodes))
         if extra:
@@ -240,6 +242,15 @@ def _dates(param: ParamDef, rtype: str, nodes: list[Node]) -> Iterator[Row]:
         except (ValueError, OverflowError):
             continue
         yield {"param": param.code, "low": low, "high": high}
+
+
+def _envelope(rows: list[Row]) -> None:
+    """Give every row of one parameter its envelope: the smallest and largest end of all the rows."""
+    ends = [row["low"] for row in rows] + [row["high"] for row in rows]
+    low, high = min(ends), max(ends)
+    for row in rows:
+        row["env_low"] = low
+        row["env_high"] = high
 
 
 def _numbers(param: ParamDef, rtype: str, nodes: list[Node]) -> Iterator[Row]:

@@ -3,14 +3,15 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
-from sqlalchemy import select, tuple_
+from sqlalchemy import Select, false, select, tuple_
 from sqlalchemy.engine import Connection
 
+from healthbook.db.dialect import keys_in
 from healthbook.errors import BadRequest
 from healthbook.fhir.search.registry import params_for
-from healthbook.fhir.store import sql_repository as store
-from healthbook.fhir.store.schema import INDEX_TABLES
+from healthbook.fhir.store.schema import INDEX_TABLES, resource, resource_locator
 from healthbook.fhir.validation import resource_types
 
 Key = tuple[str, str]  # (type, id)
@@ -49,43 +50,50 @@ def parse_specs(values: list[str], name: str) -> list[IncludeSpec]:
     return specs
 
 
-def _forward(conn: Connection, spec: IncludeSpec, owners: list[tuple[str, str, str]]) -> set[Key]:
-    ref = INDEX_TABLES["reference"].c
+Row = tuple[str, str, str, str | None]  # patient_key, type, id, content
+
+
+def _live(stmt_keys: Select[Any]) -> Select[Any]:
+    """Live resources whose primary key is among the keys the statement selects."""
+    r = resource
+    return select(r.c.patient_key, r.c.res_type, r.c.res_id, r.c.content).where(
+        tuple_(r.c.patient_key, r.c.res_type, r.c.res_id).in_(stmt_keys), r.c.deleted == false()
+    )
+
+
+def _forward(conn: Connection, spec: IncludeSpec, owners: list[tuple[str, str, str]]) -> list[Row]:
+    """The resources referenced by `owners` through spec (one statement: references, locator, rows)."""
     mine = [o for o in owners if o[1] == spec.source]
     if not mine:
-        return set()
-    stmt = select(ref.target_type, ref.target_id).where(
-        tuple_(ref.patient_key, ref.res_type, ref.res_id).in_(mine), ref.target_id.is_not(None)
+        return []
+    ref = INDEX_TABLES["reference"].alias()
+    targets = select(ref.c.target_type, ref.c.target_id).where(
+        keys_in(conn, [ref.c.patient_key, ref.c.res_type, ref.c.res_id], mine), ref.c.target_id.is_not(None)
     )
     if spec.param is not None:
-        stmt = stmt.where(ref.param == spec.param)
+        targets = targets.where(ref.c.param == spec.param)
     if spec.target is not None:
-        stmt = stmt.where(ref.target_type == spec.target)
-    return {(r[0], r[1]) for r in conn.execute(stmt) if r[0] is not None}
+        targets = targets.where(ref.c.target_type == spec.target)
+    loc = resource_locator.alias()
+    located = select(loc.c.patient_key, loc.c.res_type, loc.c.res_id).where(
+        tuple_(loc.c.res_type, loc.c.res_id).in_(targets)
+    )
+    return [(x[0], x[1], x[2], x[3]) for x in conn.execute(_live(located))]
 
 
-def _reverse(conn: Connection, spec: IncludeSpec, keys: list[Key]) -> set[tuple[str, str, str]]:
-    ref = INDEX_TABLES["reference"].c
+def _reverse(conn: Connection, spec: IncludeSpec, keys: list[Key]) -> list[Row]:
+    """The resources of spec.source that reference one of `keys` through spec (one statement)."""
     if spec.target is not None:
         keys = [k for k in keys if k[0] == spec.target]
     if not keys:
-        return set()
-    stmt = select(ref.patient_key, ref.res_type, ref.res_id).where(
-        ref.res_type == spec.source, tuple_(ref.target_type, ref.target_id).in_(keys)
+        return []
+    ref = INDEX_TABLES["reference"].alias()
+    holders = select(ref.c.patient_key, ref.c.res_type, ref.c.res_id).where(
+        ref.c.res_type == spec.source, keys_in(conn, [ref.c.target_type, ref.c.target_id], keys)
     )
     if spec.param is not None:
-        stmt = stmt.where(ref.param == spec.param)
-    return {(r[0], r[1], r[2]) for r in conn.execute(stmt)}
-
-
-def _fetch_by_key(conn: Connection, keys: set[Key]) -> list[tuple[str, str, str, str | None]]:
-    return [(x[0], x[1], x[2], x[4]) for x in store.current_by_key(conn, sorted(keys))]
-
-
-def _fetch_by_owner(
-    conn: Connection, owners: set[tuple[str, str, str]]
-) -> list[tuple[str, str, str, str | None]]:
-    return [(x[0], x[1], x[2], x[4]) for x in store.current_by_owner(conn, sorted(owners))]
+        holders = holders.where(ref.c.param == spec.param)
+    return [(x[0], x[1], x[2], x[3]) for x in conn.execute(_live(holders))]
 
 
 def included(
@@ -99,16 +107,14 @@ def included(
     out: list[tuple[str, str, str, str | None]] = []
     frontier = list(matches)
     for round_no in range(MAX_ROUNDS):
-        wanted_keys: set[Key] = set()
-        wanted_owners: set[tuple[str, str, str]] = set()
+        rows: list[Row] = []
         for spec in includes:
             if round_no == 0 or spec.iterate:
-                wanted_keys |= _forward(conn, spec, frontier)
+                rows += _forward(conn, spec, frontier)
         for spec in revincludes:
             if round_no == 0 or spec.iterate:
-                wanted_owners |= _reverse(conn, spec, [(f[1], f[2]) for f in frontier])
-        rows = _fetch_by_key(conn, {k for k in wanted_keys if k not in seen})
-        rows += _fetch_by_owner(conn, {o for o in wanted_owners if (o[1], o[2]) not in seen})
+                rows += _reverse(conn, spec, [(f[1], f[2]) for f in frontier])
+        rows.sort(key=lambda row: (row[1], row[2]))
         fresh = []
         for row in rows:
             if (row[1], row[2]) not in seen:

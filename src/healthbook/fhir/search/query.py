@@ -27,6 +27,7 @@ RESULT_PARAMS = frozenset(
         "_pretty",
         "_page_offset",
         "_page_until",
+        "_page",
         "_type",
     }
 )

@@ -2,18 +2,21 @@
 
 from __future__ import annotations
 
+import base64
 from functools import cache
 from typing import Any
 from urllib.parse import parse_qsl
 
 import orjson
-from sqlalchemy import ColumnElement, bindparam, delete, insert, or_
+from sqlalchemy import bindparam, delete, insert
 from sqlalchemy.engine import Connection
+from sqlalchemy.exc import DBAPIError
 
 from healthbook.auth.subject import AccessPolicy, Caller
 from healthbook.config import Settings
+from healthbook.db import dialect
 from healthbook.db.engine import Database
-from healthbook.errors import BadRequest
+from healthbook.errors import BadRequest, TooCostly
 from healthbook.fhir import bundles, jsonio
 from healthbook.fhir.capability import SearchParamInfo
 from healthbook.fhir.compartment import compartment_names, member_params
@@ -28,7 +31,7 @@ from healthbook.fhir.search.query import ParsedQuery, parse
 from healthbook.fhir.search.registry import indexed_params, params_for
 from healthbook.fhir.service import check_id, check_type
 from healthbook.fhir.store.batch import pending
-from healthbook.fhir.store.schema import INDEX_TABLES, resource
+from healthbook.fhir.store.schema import INDEX_TABLES
 from healthbook.fhir.store.sql_repository import StoredVersion
 from healthbook.fhir.validation import resource_types
 
@@ -115,43 +118,63 @@ class SearchService:
         prefer: Prefer,
         compartment: tuple[str, str] | None = None,
     ) -> bytes:
-        """Run a type-, system- or compartment-level search and return the searchset Bundle."""
+        """Run a type-, system- or compartment-level search and return the searchset Bundle.
+
+        Bundle.total: `_total=accurate` counts every match; `estimate` gives the planner's estimate on
+        PostgreSQL (never below what the pages have shown) and the exact count on SQLite; without
+        `_total` (and with `none`) no count runs, and the total is given only when the whole result is
+        on the first page, where it is known for free. `_summary=count` always counts exactly.
+        """
         types = self._types(res_type, pairs)
         for t in types:
             self.policy.check(caller, "search", t)
         parsed = parse(types, pairs, strict=prefer.handling == "strict")
         count = self._count(parsed)
         offset = self._int_control(parsed, "_page_offset", 0)
+        after, before = _decode_page(parsed.control("_page"))
         summary = parsed.control("_summary")
         if summary is not None and summary not in SUMMARY_MODES:
             raise BadRequest(f"_summary must be one of {', '.join(SUMMARY_MODES)}", expression="_summary")
-        total_mode = parsed.control("_total") or "accurate"
-        if total_mode not in ("none", "estimate", "accurate"):
+        total_mode = parsed.control("_total")
+        if total_mode is not None and total_mode not in ("none", "estimate", "accurate"):
             raise BadRequest("_total must be none, estimate or accurate", expression="_total")
         includes = parse_specs(parsed.controls.get("_include", []), "_include")
         includes += parse_specs(parsed.controls.get("_include:iterate", []), "_include:iterate")
         revincludes = parse_specs(parsed.controls.get("_revinclude", []), "_revinclude")
         revincludes += parse_specs(parsed.controls.get("_revinclude:iterate", []), "_revinclude:iterate")
-        extra = self._compartment(types, compartment)
+        scope = self._compartment(types, compartment)
         if summary == "count":
             count = 0
-        with self.db.snapshot() as conn:
-            rows = (
-                conn.execute(sql.page_query(parsed, offset=offset, limit=count + 1, extra=extra)).all()
-                if count
-                else []
-            )
-            has_next = len(rows) > count
-            rows = rows[:count]
-            extra_rows = []
-            if rows and (includes or revincludes):
-                extra_rows = included(conn, [(r[0], r[1], r[2]) for r in rows], includes, revincludes)
-            total = None
-            if total_mode != "none" or summary == "count":
-                if offset == 0 and count and not has_next:
-                    total = len(rows)  # the whole result is on this page: no count query needed
-                else:
-                    total = int(conn.execute(sql.count_query(parsed, extra)).scalar_one())
+        order = sql.order_of(parsed)
+        # One statement needs no snapshot: autocommit saves the BEGIN/COMMIT round trips.
+        single = not (includes or revincludes) and total_mode in (None, "none") and order.kind != "date"
+        try:
+            with self.db.read() if single else self.db.snapshot() as conn:
+                page = sql.PageResult([], None, None, False)
+                if count:
+                    page = sql.fetch_page(
+                        conn,
+                        parsed,
+                        limit=count,
+                        offset=offset,
+                        after=after,
+                        before=before,
+                        compartment=scope,
+                    )
+                rows = page.rows
+                extra_rows = []
+                if rows and (includes or revincludes):
+                    extra_rows = included(conn, [(r[0], r[1], r[2]) for r in rows], includes, revincludes)
+                whole = bool(count) and not (offset or after or before or page.more)
+                total = self._total(conn, parsed, scope, summary, total_mode, page, whole=whole)
+        except DBAPIError as exc:
+            if dialect.is_statement_timeout(exc):
+                raise TooCostly(
+                    f"The search took longer than the server's limit of "
+                    f"{self.settings.statement_timeout_ms / 1000:g} s; narrow it down (more selective "
+                    "parameters, a smaller _count, no _total=accurate)"
+                ) from None
+            raise
         entries = [self._entry(base, r[1], r[2], r[3], parsed, summary, "match") for r in rows]
         entries += [self._entry(base, r[1], r[2], r[3], parsed, summary, "include") for r in extra_rows]
         if parsed.ignored:
@@ -164,26 +187,45 @@ class SearchService:
             path = f"/{compartment[0]}/{compartment[1]}/{res_type}"
         else:
             path = f"/{res_type}" if res_type else ""
-        links = self._links(base, path, pairs, parsed, offset, count, has_next)
+        links = self._links(base, path, pairs, offset, count, page, after=after, before=before)
         return bundles.bundle("searchset", entries, links, total=total)
+
+    def _total(
+        self,
+        conn: Connection,
+        parsed: ParsedQuery,
+        scope: sql.Compartment | None,
+        summary: str | None,
+        mode: str | None,
+        page: sql.PageResult,
+        *,
+        whole: bool,
+    ) -> int | None:
+        """Bundle.total for the _total mode (see search_bundle); `whole`: this page is the whole result."""
+        if whole and mode != "none":
+            return len(page.rows)
+        if summary == "count" or mode == "accurate":
+            return int(conn.execute(sql.count_query(parsed, scope)).scalar_one())
+        if mode == "estimate":
+            estimate = dialect.estimate_rows(conn, sql.estimate_query(parsed, scope))
+            if estimate is None:
+                return int(conn.execute(sql.count_query(parsed, scope)).scalar_one())
+            return max(estimate, len(page.rows) + (1 if page.more else 0))
+        return None
 
     def _compartment(
         self, types: tuple[str, ...], compartment: tuple[str, str] | None
-    ) -> list[ColumnElement[bool]]:
+    ) -> sql.Compartment | None:
         if compartment is None:
-            return []
+            return None
         name, cid = compartment
         if name not in compartment_names():
             raise BadRequest(f"'{name}' is not a compartment type")
         check_id(cid)
-        params = list(member_params(name, types))
+        params = member_params(name, types)
         if not params:
             raise BadRequest(f"{types[0]} resources are never in a {name} compartment")
-        conds = [sql.compartment_condition(resource, types, params, (name, cid))]
-        if name == "Patient":
-            # Most members live under the patient's own shard key; the OR keeps the others.
-            conds = [or_(resource.c.patient_key == cid, conds[0])]
-        return conds
+        return sql.Compartment(name, cid, params)
 
     def _types(self, res_type: str | None, pairs: list[tuple[str, str]]) -> tuple[str, ...]:
         if res_type is not None:
@@ -230,22 +272,43 @@ class SearchService:
         base: str,
         path: str,
         pairs: list[tuple[str, str]],
-        parsed: ParsedQuery,
         offset: int,
         count: int,
-        has_next: bool,
+        page: sql.PageResult,
+        *,
+        after: tuple[Any, ...] | None,
+        before: tuple[Any, ...] | None,
     ) -> list[tuple[str, str]]:
-        keep = [(k, v) for k, v in pairs if k not in ("_page_offset", "_count", "_format", "_pretty")]
+        """self, first, previous and next: positions for keyset orders, offsets for the others."""
+        keep = [
+            (k, v) for k, v in pairs if k not in ("_page_offset", "_page", "_count", "_format", "_pretty")
+        ]
         keep.append(("_count", str(count)))
 
-        def url(off: int) -> str:
-            return bundles.page_url(base, path, _group([*keep, ("_page_offset", str(off))]))
+        def url(extra: list[tuple[str, str]]) -> str:
+            return bundles.page_url(base, path, _group([*keep, *extra]))
 
-        links = [("self", url(offset)), ("first", url(0))]
-        if offset > 0 and count:
-            links.append(("previous", url(max(0, offset - count))))
-        if has_next and count:
-            links.append(("next", url(offset + count)))
+        here: list[tuple[str, str]] = [("_page_offset", str(offset))] if offset else []
+        if after is not None:
+            here.append(("_page", _encode_page("a", after)))
+        elif before is not None:
+            here.append(("_page", _encode_page("b", before)))
+        links = [("self", url(here)), ("first", url([]))]
+        if not count:
+            return links
+        if not page.keyset:
+            if offset > 0:
+                links.append(("previous", url([("_page_offset", str(max(0, offset - count)))])))
+            if page.more:
+                links.append(("next", url([("_page_offset", str(offset + count))])))
+            return links
+        backward = before is not None
+        if page.first is not None and (page.more if backward else (after is not None or offset > 0)):
+            links.append(("previous", url([("_page", _encode_page("b", page.first))])))
+        elif page.first is None and (after is not None or offset > 0):
+            links.append(("previous", url([])))
+        if page.last is not None and (backward or page.more):
+            links.append(("next", url([("_page", _encode_page("a", page.last))])))
         return links
 
     # ---- capability ---------------------------------------------------------------------------
@@ -269,6 +332,33 @@ class SearchService:
             "_include and _revinclude (with :iterate and *),",
             "_sort, _count, _total, _summary and _elements; compartment search.",
         ]
+
+
+def _encode_page(direction: str, position: tuple[Any, ...]) -> str:
+    """An opaque `_page` value: a direction (a: after, b: before) and a row position."""
+    raw = orjson.dumps([direction, *position])
+    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+
+
+def _decode_page(token: str | None) -> tuple[tuple[Any, ...] | None, tuple[Any, ...] | None]:
+    """(after, before) positions of a `_page` value; malformed values are a 400."""
+    if token is None:
+        return None, None
+    try:
+        raw = base64.urlsafe_b64decode(token + "=" * (-len(token) % 4))
+        value = orjson.loads(raw)
+    except (ValueError, orjson.JSONDecodeError):
+        raise BadRequest("_page is not a paging position of this server", expression="_page") from None
+    ok = (
+        isinstance(value, list)
+        and len(value) in (3, 5)
+        and value[0] in ("a", "b")
+        and all(v is None or (isinstance(v, str | int) and not isinstance(v, bool)) for v in value[1:])
+    )
+    if not ok:
+        raise BadRequest("_page is not a paging position of this server", expression="_page")
+    position = tuple(value[1:])
+    return (position, None) if value[0] == "a" else (None, position)
 
 
 def _group(pairs: list[tuple[str, str]]) -> dict[str, list[str]]:

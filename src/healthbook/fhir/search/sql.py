@@ -1,17 +1,50 @@
-"""The search planner: parsed clauses to one SQL query over resource + index tables (both backends).
+"""The search planner: parsed clauses to SQL over the index tables and `resource` (both backends).
 
-Every per-clause condition is an uncorrelated semi-join `(patient_key, type, id) IN (index rows)`,
-which Citus accepts; chains and _has nest the same shape one level down.
+Shape of every search (docs/architecture.md, "Search"):
+
+* **Keys first.** A key query selects the owner keys (patient_key, res_type, res_id) of the matches,
+  ordered and limited. When a clause is met by single index rows (token, string, reference, date…), the
+  key query reads those rows (the *driver*) in the order of an index, so that `LIMIT` stops early; it does
+  not read `resource`: index rows exist only for live resources, because a write replaces them and a
+  delete removes them in the same transaction. Otherwise it reads `resource` (live rows of the types).
+* **Other clauses** are uncorrelated semi-joins `(patient_key, res_type, res_id) IN (index rows)`, which
+  Citus accepts; chains and `_has` nest the same shape one level down. The only correlated subqueries
+  (sort keys, the multi-valued date case) are correlated on patient_key.
+* **Content for the page only**: the page joins `resource` on its primary key for the keys of the page.
+* **Keyset paging** for the default order and for `_sort` on one date parameter: a page continues after
+  (or before) the position of a row, so page n costs what page 1 costs. Other sorts use OFFSET.
 """
 
 from __future__ import annotations
 
+import functools
+import threading
 import time
-from typing import Any
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from contextvars import ContextVar
+from dataclasses import dataclass
+from typing import Any, ParamSpec, TypeVar
 
-from sqlalchemy import ColumnElement, FromClause, Select, and_, false, func, not_, or_, select, true, tuple_
+from sqlalchemy import (
+    ColumnElement,
+    FromClause,
+    Select,
+    Table,
+    and_,
+    false,
+    func,
+    literal,
+    not_,
+    or_,
+    select,
+    true,
+    tuple_,
+)
+from sqlalchemy.engine import Connection
 from sqlalchemy.sql.elements import UnaryExpression
 
+from healthbook.db.dialect import prefix_match, range_reaches
 from healthbook.errors import BadRequest
 from healthbook.fhir.hashing import hash63
 from healthbook.fhir.search.composite import composite_value_condition, composites_for
@@ -25,30 +58,149 @@ from healthbook.fhir.search.query import (
     unescape,
 )
 from healthbook.fhir.search.values import date_range, fold, number_range
-from healthbook.fhir.store.schema import INDEX_TABLES, resource
+from healthbook.fhir.store.schema import INDEX_TABLES, resource, resource_locator
 
-_RESOURCE = resource
+Key = tuple[str, str, str]  # patient_key, res_type, res_id
+PageRow = tuple[str, str, str, str | None]  # the key and the content
 
 
-def _owner_in(
-    r: FromClause, table_type: str, types: tuple[str, ...], param: str, cond: ColumnElement[bool] | None
-) -> ColumnElement[bool]:
-    """(patient_key, type, id) of r IN (index rows of `param` satisfying cond)."""
-    t = INDEX_TABLES[table_type]
-    where = [t.c.param == param]
-    where.append(t.c.res_type == types[0] if len(types) == 1 else t.c.res_type.in_(types))
-    if cond is not None:
-        where.append(cond)
-    sub = select(t.c.patient_key, t.c.res_type, t.c.res_id).where(*where)
-    return tuple_(r.c.patient_key, r.c.res_type, r.c.res_id).in_(sub)
+# ---- owners and conditions -----------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Own:
+    """The owner key columns of a FROM item; `row` is set when that item is a resource row."""
+
+    pk: ColumnElement[Any]
+    type: ColumnElement[Any]
+    id: ColumnElement[Any]
+    row: FromClause | None = None
+
+    def key(self) -> ColumnElement[Any]:
+        """(patient_key, res_type, res_id) as a row value."""
+        return tuple_(self.pk, self.type, self.id)
+
+
+def _own(t: FromClause, *, is_resource: bool = False) -> Own:
+    return Own(t.c.patient_key, t.c.res_type, t.c.res_id, t if is_resource else None)
+
+
+@dataclass(frozen=True, slots=True)
+class RowCond:
+    """A condition that single index rows meet: a resource matches when one of its rows does.
+
+    `alias` is this condition's own alias of the index table and `cond` is built on it (parameter and
+    resource types included), so the same object serves as the driver of a key query or as a semi-join.
+    """
+
+    table: str
+    code: str
+    alias: FromClause
+    cond: ColumnElement[bool]
+    rank: int  # driver preference, lowest first
+
+    def rows(self) -> Select[Any]:
+        """The owner keys of the rows that meet the condition."""
+        t = self.alias
+        return select(t.c.patient_key, t.c.res_type, t.c.res_id).where(self.cond)
+
+    def on(self, own: Own) -> ColumnElement[bool]:
+        """The owner is among them."""
+        return own.key().in_(self.rows())
+
+
+@dataclass(frozen=True, slots=True)
+class OwnerCond:
+    """A condition on the owner (negations, _id, _lastUpdated, _has, compartments)."""
+
+    build: Callable[[Own], ColumnElement[bool]]
+
+    def on(self, own: Own) -> ColumnElement[bool]:
+        """The condition for these owner columns."""
+        return self.build(own)
+
+
+Cond = RowCond | OwnerCond
+
+
+def _in_types(col: ColumnElement[Any], types: Sequence[str]) -> ColumnElement[bool]:
+    return col == types[0] if len(types) == 1 else col.in_(types)
+
+
+# Aliases are built once and reused: building one sets up a proxy per column, which is much of the Python
+# time of a search. Statements are immutable, so an alias may appear in any number of statements, but
+# at most once per statement: each statement set (a page and its segments, a count) numbers its aliases
+# afresh per table.
+_POOL: dict[str, list[FromClause]] = {}
+_POOL_LOCK = threading.Lock()
+_NUMBERS: ContextVar[dict[str, int] | None] = ContextVar("search_alias_numbers", default=None)
+
+
+def _alias(table: Table) -> FromClause:
+    numbers = _NUMBERS.get()
+    if numbers is None:
+        return table.alias()
+    n = numbers.get(table.name, 0)
+    numbers[table.name] = n + 1
+    pool = _POOL.get(table.name)
+    if pool is None or len(pool) <= n:
+        with _POOL_LOCK:
+            pool = _POOL.setdefault(table.name, [])
+            while len(pool) <= n:
+                pool.append(table.alias(f"{table.name}_{len(pool) + 1}"))
+    return pool[n]
+
+
+@contextmanager
+def _statements() -> Iterator[None]:
+    """Number the aliases of the statements built inside afresh (nested uses share the numbering)."""
+    if _NUMBERS.get() is not None:
+        yield
+        return
+    token = _NUMBERS.set({})
+    try:
+        yield
+    finally:
+        _NUMBERS.reset(token)
+
+
+_P = ParamSpec("_P")
+_T = TypeVar("_T")
+
+
+def _statement_set(fn: Callable[_P, _T]) -> Callable[_P, _T]:
+    """Build the statements of fn with their own alias numbering."""
+
+    @functools.wraps(fn)
+    def wrapper(*args: _P.args, **kwargs: _P.kwargs) -> _T:
+        with _statements():
+            return fn(*args, **kwargs)
+
+    return wrapper
+
+
+def _index_alias(table_type: str) -> FromClause:
+    return _alias(INDEX_TABLES[table_type])
+
+
+def _rows_of(table_type: str, types: tuple[str, ...], code: str) -> Select[Any]:
+    """Owner keys of every row of a parameter (for :missing and :not)."""
+    t = _index_alias(table_type)
+    return select(t.c.patient_key, t.c.res_type, t.c.res_id).where(
+        t.c.param == code, _in_types(t.c.res_type, types)
+    )
+
+
+# ---- values ----------------------------------------------------------------------------------------------
 
 
 def _like_escape(text: str) -> str:
     return text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
 
 
-def _token_value(c: Clause, types: tuple[str, ...], value: str, suffix: str = "") -> ColumnElement[bool]:
-    t = INDEX_TABLES["token"].c
+def _token_value(
+    t: FromClause, c: Clause, types: tuple[str, ...], value: str, suffix: str = ""
+) -> ColumnElement[bool]:
     pcode = c.param.code + suffix
     if c.modifier == "of-type":
         parts = split_pipes(value)
@@ -57,50 +209,47 @@ def _token_value(c: Clause, types: tuple[str, ...], value: str, suffix: str = ""
                 f"'{value[:80]}' is not type-system|type-code|value for '{c.raw_name}'", expression=c.raw_name
             )
         kind = f"{parts[0]}|{parts[1]}"
-        return or_(*(t.hash_sys_code == hash63(rtype, pcode, kind, parts[2]) for rtype in types))
+        return or_(*(t.c.hash_sys_code == hash63(rtype, pcode, kind, parts[2]) for rtype in types))
     system, code = split_pipe(value)
     if c.modifier == "text":
         pattern = f"{_like_escape(unescape(value).lower())}%"
-        return t.display.is_not(None) & func.lower(t.display).like(pattern, escape="\\")
+        return t.c.display.is_not(None) & func.lower(t.c.display).like(pattern, escape="\\")
     hashes: list[ColumnElement[bool]] = []
     for rtype in types:
         if system is None:
-            hashes.append(t.hash_code == hash63(rtype, pcode, code))
+            hashes.append(t.c.hash_code == hash63(rtype, pcode, code))
         elif code == "":
-            hashes.append(t.hash_sys == hash63(rtype, pcode, system))
+            hashes.append(t.c.hash_sys == hash63(rtype, pcode, system))
         else:
-            hashes.append(t.hash_sys_code == hash63(rtype, pcode, system, code))
+            hashes.append(t.c.hash_sys_code == hash63(rtype, pcode, system, code))
     return or_(*hashes)
 
 
-def _string_value(c: Clause, value: str) -> ColumnElement[bool]:
-    t = INDEX_TABLES["string"].c
+def _string_value(t: FromClause, c: Clause, value: str) -> ColumnElement[bool]:
     text = unescape(value)
     if c.modifier == "exact":
-        return t.value_exact == text
-    folded = _like_escape(fold(text))
+        return t.c.value_exact == text
     if c.modifier == "contains":
-        return t.value_norm.like(f"%{folded}%", escape="\\")
-    return t.value_norm.like(f"{folded}%", escape="\\")
+        return t.c.value_norm.like(f"%{_like_escape(fold(text))}%", escape="\\")
+    return prefix_match(t.c.value_norm, fold(text))
 
 
-def _reference_value(c: Clause, value: str) -> ColumnElement[bool]:
-    t = INDEX_TABLES["reference"].c
+def _reference_value(t: FromClause, c: Clause, value: str) -> ColumnElement[bool]:
     ref = unescape(value)
     if c.modifier and c.modifier[:1].isupper():
-        return (t.target_type == c.modifier) & (t.target_id == ref)
+        return (t.c.target_type == c.modifier) & (t.c.target_id == ref)
     if "://" in ref or ref.startswith("urn:"):
         parts = ref.rstrip("/").split("/")
-        cond = t.target_url == ref
+        cond = t.c.target_url == ref
         if len(parts) >= 2 and parts[-2][:1].isupper():
-            cond = cond | ((t.target_type == parts[-2]) & (t.target_id == parts[-1]))
+            cond = cond | ((t.c.target_type == parts[-2]) & (t.c.target_id == parts[-1]))
         return cond
     parts = ref.split("/")
     if len(parts) == 2 and parts[0][:1].isupper():
-        return (t.target_type == parts[0]) & (t.target_id == parts[1])
+        return (t.c.target_type == parts[0]) & (t.c.target_id == parts[1])
     if len(parts) == 1:
-        cond = t.target_id == ref
-        return cond & t.target_type.in_(c.param.targets) if c.param.targets else cond
+        cond = t.c.target_id == ref
+        return cond & t.c.target_type.in_(c.param.targets) if c.param.targets else cond
     raise BadRequest(f"'{ref[:80]}' is not a valid reference for '{c.raw_name}'", expression=c.raw_name)
 
 
@@ -137,12 +286,29 @@ def _date_search_range(c: Clause, value: str) -> tuple[str, int, int]:
     return prefix, slo, shi
 
 
-def _date_value(c: Clause, value: str) -> ColumnElement[bool]:
-    t = INDEX_TABLES["date"].c
-    prefix, slo, shi = _date_search_range(c, value)
+def _date_row(prefix: str, lo: Any, hi: Any, slo: int, shi: int) -> ColumnElement[bool]:
     if prefix == "ap":
-        return and_(t.low <= shi, t.high >= slo)
-    return range_condition(prefix, t.low, t.high, slo, shi)
+        return and_(lo <= shi, hi >= slo)
+    return range_condition(prefix, lo, hi, slo, shi)
+
+
+def _date_bounds(prefix: str, slo: int, shi: int) -> tuple[int | None, int | None]:
+    """(B, A): every row meeting the prefix has an end >= B and an end <= A (None: no such bound).
+
+    So a resource with a matching row has envelope env_high >= B and env_low <= A (the envelope spans
+    all ends of all its rows of the parameter), which an index on the envelope can seek.
+    """
+    return {
+        "eq": (slo, shi),
+        "ap": (slo, shi),
+        "ne": (None, None),
+        "gt": (shi + 1, None),
+        "ge": (slo, None),
+        "sa": (shi + 1, None),
+        "lt": (None, slo - 1),
+        "le": (None, shi),
+        "eb": (None, slo - 1),
+    }[prefix]
 
 
 def number_condition(prefix: str, col: Any, text: str, name: str) -> ColumnElement[bool]:
@@ -171,218 +337,739 @@ def number_condition(prefix: str, col: Any, text: str, name: str) -> ColumnEleme
     return ops[prefix]
 
 
-def _number_value(c: Clause, value: str) -> ColumnElement[bool]:
+def _number_value(t: FromClause, c: Clause, value: str) -> ColumnElement[bool]:
     prefix, text = split_prefix(value)
-    return number_condition(prefix, INDEX_TABLES["number"].c.low, text, c.raw_name)
+    return number_condition(prefix, t.c.low, text, c.raw_name)
 
 
-def _quantity_value(c: Clause, value: str) -> ColumnElement[bool]:
-    t = INDEX_TABLES["quantity"].c
+def _quantity_value(t: FromClause, c: Clause, value: str) -> ColumnElement[bool]:
     prefix, rest = split_prefix(value)
     parts = rest.split("|")
     if len(parts) not in (1, 3):
         raise BadRequest(
             f"'{value[:60]}' is not number|system|code for '{c.raw_name}'", expression=c.raw_name
         )
-    cond = number_condition(prefix, t.low, parts[0], c.raw_name)
+    cond = number_condition(prefix, t.c.low, parts[0], c.raw_name)
     if len(parts) == 3:
         system, code = parts[1], parts[2]
         if code:
-            cond = cond & (t.code == code)
+            cond = cond & (t.c.code == code)
         if system:
-            cond = cond & (t.system == system)
+            cond = cond & (t.c.system == system)
     return cond
 
 
-def _uri_value(c: Clause, value: str) -> ColumnElement[bool]:
-    t = INDEX_TABLES["uri"].c
+def _uri_value(t: FromClause, c: Clause, value: str) -> ColumnElement[bool]:
     uri = unescape(value)
     if c.modifier == "below":
-        return t.uri.like(f"{_like_escape(uri)}%", escape="\\")
+        return t.c.uri.like(f"{_like_escape(uri)}%", escape="\\")
     if c.modifier == "above":
         prefixes = [uri[:i] for i in range(len(uri), 0, -1) if i == len(uri) or uri[i] == "/"]
-        return t.uri.in_(prefixes)
-    return t.uri == uri
+        return t.c.uri.in_(prefixes)
+    return t.c.uri == uri
 
 
-_VALUE = {
+_VALUE: dict[str, Callable[[FromClause, Clause, str], ColumnElement[bool]]] = {
     "string": _string_value,
     "reference": _reference_value,
-    "date": _date_value,
     "number": _number_value,
     "quantity": _quantity_value,
     "uri": _uri_value,
 }
+_RANK = {"reference": 0, "string": 2, "uri": 2, "quantity": 3, "number": 3}
 
 
-def _native(r: FromClause, c: Clause) -> ColumnElement[bool]:
+# ---- clauses to conditions -------------------------------------------------------------------------------
+
+
+def _row_cond(
+    table: str,
+    code: str,
+    types: tuple[str, ...],
+    value: Callable[[FromClause], ColumnElement[bool]],
+    rank: int,
+    *,
+    hashed: bool = False,
+) -> RowCond:
+    """`hashed`: the value compares hashes of (type, parameter, ...), which imply both, so they are left
+    out: the index then answers alone, and the planner's estimate is not divided by them again."""
+    t = _index_alias(table)
+    if hashed:
+        return RowCond(table, code, t, value(t), rank)
+    cond = and_(t.c.param == code, _in_types(t.c.res_type, types), value(t))
+    return RowCond(table, code, t, cond, rank)
+
+
+def _plan(types: tuple[str, ...], clauses: Sequence[Clause]) -> list[Cond]:
+    """The conditions of AND-ed clauses; the plain date clauses of one parameter become one condition."""
+    conds: list[Cond] = []
+    dates: dict[str, list[Clause]] = {}
+    for c in clauses:
+        if (
+            c.chain is None
+            and c.param.type == "date"
+            and c.modifier is None
+            and c.param.code != "_lastUpdated"
+        ):
+            dates.setdefault(c.param.code, []).append(c)
+        else:
+            conds.append(_cond(c, types))
+    conds.extend(_date_cond(code, group, types) for code, group in dates.items())
+    return conds
+
+
+def _cond(c: Clause, types: tuple[str, ...]) -> Cond:
+    if c.has is not None:
+        return _has_cond(c, types)
+    if c.chain is not None:
+        targets = _match_select(c.chain_types, [c.chain], owner=False)
+        return _row_cond(
+            "reference", c.param.code, types, lambda t: tuple_(t.c.target_type, t.c.target_id).in_(targets), 4
+        )
     if c.param.code == "_id":
         if c.modifier == "missing":
-            return false() if c.values == ("true",) else true()
-        return r.c.res_id.in_([unescape(v) for v in c.values])
-    conds = []
-    for value in c.values:
-        prefix, slo, shi = _date_search_range(c, value)
-        if prefix == "ap":
-            conds.append(and_(r.c.last_updated >= slo, r.c.last_updated <= shi))
-        else:
-            conds.append(range_condition(prefix, r.c.last_updated, r.c.last_updated, slo, shi))
-    return or_(*conds)
-
-
-def _live(types: tuple[str, ...], clause: Clause) -> tuple[FromClause, Select[str, str]]:
-    """Keys (type, id) of live resources of `types` satisfying `clause` (one level down)."""
-    r2 = _RESOURCE.alias()
-    type_cond = r2.c.res_type == types[0] if len(types) == 1 else r2.c.res_type.in_(types)
-    return r2, select(r2.c.res_type, r2.c.res_id).where(
-        type_cond, r2.c.deleted == false(), clause_condition(r2, clause, types)
-    )
-
-
-def _chain(r: FromClause, c: Clause, types: tuple[str, ...]) -> ColumnElement[bool]:
-    assert c.chain is not None
-    ref = INDEX_TABLES["reference"].c
-    if c.has is not None:
-        # _has: r is the target of a reference held by a matching source resource.
-        source, code = c.has
-        r3 = _RESOURCE.alias()
-        src = select(r3.c.patient_key, r3.c.res_type, r3.c.res_id).where(
-            r3.c.res_type == source, r3.c.deleted == false(), clause_condition(r3, c.chain, (source,))
-        )
-        holders = select(ref.target_type, ref.target_id).where(
-            ref.res_type == source,
-            ref.param == code,
-            tuple_(ref.patient_key, ref.res_type, ref.res_id).in_(src),
-        )
-        return tuple_(r.c.res_type, r.c.res_id).in_(holders)
-    _, targets = _live(c.chain_types, c.chain)
-    cond = tuple_(ref.target_type, ref.target_id).in_(targets)
-    return _owner_in(r, "reference", types, c.param.code, cond)
-
-
-def clause_condition(r: FromClause, c: Clause, types: tuple[str, ...]) -> ColumnElement[bool]:
-    """The WHERE condition of one clause on resource alias r (its values OR-ed)."""
-    if c.chain is not None:
-        return _chain(r, c, types)
-    if c.param.code in ("_id", "_lastUpdated"):
-        return _native(r, c)
+            present = c.values != ("true",)
+            return OwnerCond(lambda own: true() if present else false())
+        ids = [unescape(v) for v in c.values]
+        return OwnerCond(lambda own: own.id.in_(ids))
+    if c.param.code == "_lastUpdated":
+        return _last_updated_cond(c, types)
     table = c.param.type
     if c.modifier == "missing":
-        present = _owner_in(r, table, types, c.param.code, None)
-        return not_(present) if c.values == ("true",) else present
+        present_rows = _rows_of(table, types, c.param.code)
+        missing = c.values == ("true",)
+        return OwnerCond(
+            lambda own: not_(own.key().in_(present_rows)) if missing else own.key().in_(present_rows)
+        )
     if c.modifier in ("identifier", "of-type"):
         suffix = ":" + c.modifier
-        cond = or_(*(_token_value(c, types, v, suffix) for v in c.values))
-        return _owner_in(r, "token", types, c.param.code + suffix, cond)
+        return _row_cond(
+            "token",
+            c.param.code + suffix,
+            types,
+            lambda t: or_(*(_token_value(t, c, types, v, suffix) for v in c.values)),
+            0 if len(c.values) == 1 else 1,
+            hashed=True,
+        )
     if table == "composite":
-        t = INDEX_TABLES["composite"]
         definition = composites_for(types[0])[c.param.code]
-        cond = or_(*(composite_value_condition(t, types, definition, v, c.raw_name) for v in c.values))
-        return _owner_in(r, table, types, c.param.code, cond)
+        return _row_cond(
+            "composite",
+            c.param.code,
+            types,
+            lambda t: or_(
+                *(composite_value_condition(t, types, definition, v, c.raw_name) for v in c.values)
+            ),
+            2,
+        )
     if table == "token":
-        cond = or_(*(_token_value(c, types, v) for v in c.values))
-        inside = _owner_in(r, table, types, c.param.code, cond)
-        return not_(inside) if c.modifier == "not" else inside
+        rank = 4 if c.modifier == "text" else 0 if len(c.values) == 1 else 1
+        inside = _row_cond(
+            "token",
+            c.param.code,
+            types,
+            lambda t: or_(*(_token_value(t, c, types, v) for v in c.values)),
+            rank,
+            hashed=c.modifier != "text",
+        )
+        if c.modifier == "not":
+            return OwnerCond(lambda own: not_(inside.on(own)))
+        return inside
     value_fn = _VALUE[table]
-    return _owner_in(r, table, types, c.param.code, or_(*(value_fn(c, v) for v in c.values)))
+    rank = _RANK[table] + (1 if table == "reference" and len(c.values) > 1 else 0)
+    return _row_cond(table, c.param.code, types, lambda t: or_(*(value_fn(t, c, v) for v in c.values)), rank)
 
 
-def compartment_condition(
-    r: FromClause, types: tuple[str, ...], params: list[str], target: tuple[str, str]
-) -> ColumnElement[bool]:
-    """Membership of a compartment: any of the compartment's reference parameters points at target."""
-    ref = INDEX_TABLES["reference"].c
-    sub = select(ref.patient_key, ref.res_type, ref.res_id).where(
-        ref.res_type.in_(types),
-        ref.param.in_(params),
-        ref.target_type == target[0],
-        ref.target_id == target[1],
-    )
-    return tuple_(r.c.patient_key, r.c.res_type, r.c.res_id).in_(sub)
+def _last_updated_cond(c: Clause, types: tuple[str, ...]) -> OwnerCond:
+    ranges = [_date_search_range(c, v) for v in c.values]
+
+    def on(col: ColumnElement[Any]) -> ColumnElement[bool]:
+        return or_(*(_date_row(p, col, col, lo, hi) for p, lo, hi in ranges))
+
+    def build(own: Own) -> ColumnElement[bool]:
+        if own.row is not None:
+            return on(own.row.c.last_updated)
+        r = _alias(resource)
+        live = select(r.c.patient_key, r.c.res_type, r.c.res_id).where(
+            _in_types(r.c.res_type, types), r.c.deleted == false(), on(r.c.last_updated)
+        )
+        return own.key().in_(live)
+
+    return OwnerCond(build)
 
 
-def where_clause(
-    r: FromClause, query: ParsedQuery, extra: list[ColumnElement[bool]] | None = None
-) -> ColumnElement[bool]:
-    """All clauses AND-ed, restricted to live resources of the searched types."""
-    types = query.types
-    conds: list[ColumnElement[bool]] = [
-        r.c.res_type == types[0] if len(types) == 1 else r.c.res_type.in_(types)
+def _date_cond(code: str, group: list[Clause], types: tuple[str, ...]) -> RowCond:
+    """All plain clauses of one date parameter, as one probe of the envelope index plus exact checks.
+
+    Each clause alone is met by a single row, but two clauses (date=ge…&date=lt…) may be met by different
+    rows of a resource with several values. The envelope [env_low, env_high] of a resource's rows for
+    the parameter bounds all its rows, so one seek on it finds every candidate. A candidate row that
+    meets every clause itself settles the match; otherwise, for a resource with several distinct values
+    (the row differs from the envelope), each clause is checked on all its rows.
+    """
+    parsed = [[_date_search_range(c, v) for v in c.values] for c in group]
+    lower: list[int] = []
+    upper: list[int] = []
+    for values in parsed:
+        bounds = [_date_bounds(p, lo, hi) for p, lo, hi in values]
+        if all(b[0] is not None for b in bounds):
+            lower.append(min(b[0] for b in bounds if b[0] is not None))
+        if all(b[1] is not None for b in bounds):
+            upper.append(max(b[1] for b in bounds if b[1] is not None))
+    low_bound = max(lower) if lower else None
+    high_bound = min(upper) if upper else None
+    t = _index_alias("date")
+    base: list[ColumnElement[bool]] = [t.c.param == code, _in_types(t.c.res_type, types)]
+    if low_bound is not None and high_bound is not None:
+        base.append(range_reaches(t.c.env_low, t.c.env_high, low_bound, high_bound))
+    elif low_bound is not None:
+        base.append(t.c.env_high >= low_bound)
+    elif high_bound is not None:
+        base.append(t.c.env_low <= high_bound)
+
+    def matches(a: FromClause, values: list[tuple[str, int, int]]) -> ColumnElement[bool]:
+        return or_(*(_date_row(p, a.c.low, a.c.high, lo, hi) for p, lo, hi in values))
+
+    same_row = and_(*(matches(t, values) for values in parsed))
+    if len(parsed) == 1:
+        return RowCond("date", code, t, and_(*base, same_row), 3)
+    per_clause = []
+    for values in parsed:
+        t2 = _index_alias("date")
+        per_clause.append(
+            select(literal(1))
+            .where(
+                t2.c.patient_key == t.c.patient_key,
+                t2.c.res_type == t.c.res_type,
+                t2.c.res_id == t.c.res_id,
+                t2.c.param == code,
+                matches(t2, values),
+            )
+            .exists()
+        )
+    several = or_(t.c.env_low != t.c.low, t.c.env_high != t.c.high)
+    return RowCond("date", code, t, and_(*base, or_(same_row, and_(several, *per_clause))), 3)
+
+
+def _has_cond(c: Clause, types: tuple[str, ...]) -> OwnerCond:
+    """_has: the resource is the target of a reference held by a matching source resource."""
+    assert c.has is not None and c.chain is not None
+    source, code = c.has
+    sources = _match_select((source,), [c.chain], owner=True)
+    ref = _index_alias("reference")
+    where = [
+        ref.c.res_type == source,
+        ref.c.param == code,
+        _in_types(ref.c.target_type, types),
+        tuple_(ref.c.patient_key, ref.c.res_type, ref.c.res_id).in_(sources),
     ]
-    conds.append(r.c.deleted == false())
-    conds.extend(clause_condition(r, c, types) for c in query.clauses)
-    conds.extend(extra or [])
-    return and_(*conds)
+    if types == ("Patient",):
+        # A Patient is stored under its own id as patient_key: the target is its full primary key.
+        found = select(ref.c.target_id, ref.c.target_type, ref.c.target_id.label("id")).where(*where)
+    else:
+        loc = _alias(resource_locator)
+        targets = select(ref.c.target_type, ref.c.target_id).where(*where)
+        found = select(loc.c.patient_key, loc.c.res_type, loc.c.res_id).where(
+            tuple_(loc.c.res_type, loc.c.res_id).in_(targets)
+        )
+    # Computed once, first: the planner's estimates for nested semi-joins are far too low, and it would
+    # rather probe every resource of the searched type than collect the few targets.
+    holders = found.cte().prefix_with("MATERIALIZED")
+    keys = select(*holders.c)
+    return OwnerCond(lambda own: own.key().in_(keys))
 
 
-def sort_columns(r: FromClause, query: ParsedQuery) -> list[UnaryExpression[Any] | ColumnElement[Any]]:
-    """ORDER BY for _sort (several keys, '-' for descending), ending in a unique tiebreak."""
-    order: list[UnaryExpression[Any] | ColumnElement[Any]] = []
+def _compartment_cond(types: tuple[str, ...], compartment: Compartment) -> Cond:
+    """Membership of a compartment: a member parameter points at the compartment's resource."""
+    ref = _index_alias("reference")
+    cond = and_(
+        _in_types(ref.c.res_type, types),
+        ref.c.param.in_(compartment.params),
+        ref.c.target_type == compartment.name,
+        ref.c.target_id == compartment.id,
+    )
+    if compartment.name != "Patient":
+        return RowCond("reference", "", ref, cond, 1)
+    members = select(ref.c.patient_key, ref.c.res_type, ref.c.res_id).where(cond)
+    # Most members live under the patient's own shard key; the union keeps the others.
+    r = _alias(resource)
+    same_key = select(r.c.patient_key, r.c.res_type, r.c.res_id).where(
+        r.c.patient_key == compartment.id, _in_types(r.c.res_type, types)
+    )
+    union = members.union_all(same_key)
+    return OwnerCond(lambda own: own.key().in_(union))
+
+
+@dataclass(frozen=True, slots=True)
+class Compartment:
+    """A compartment search: its type, id and the member parameters of the searched types."""
+
+    name: str
+    id: str
+    params: tuple[str, ...]
+
+
+def _source(
+    types: tuple[str, ...], conds: Sequence[Cond], driver: RowCond | None = None
+) -> tuple[FromClause, Own, list[ColumnElement[bool]], bool]:
+    """FROM, owner columns and WHERE of the matches, and whether an owner may occur on several rows."""
+    if driver is None:
+        rows = sorted((c for c in conds if isinstance(c, RowCond)), key=lambda c: c.rank)
+        driver = rows[0] if rows else None
+    if driver is None:
+        r = _alias(resource)
+        own = _own(r, is_resource=True)
+        where = [_in_types(r.c.res_type, types), r.c.deleted == false(), *(c.on(own) for c in conds)]
+        return r, own, where, False
+    own = _own(driver.alias)
+    return driver.alias, own, [driver.cond, *(c.on(own) for c in conds if c is not driver)], True
+
+
+def _match_select(types: tuple[str, ...], clauses: Sequence[Clause], *, owner: bool) -> Select[Any]:
+    """(patient_key,) res_type, res_id of the live resources of `types` meeting all clauses (a set)."""
+    _, own, where, _ = _source(types, _plan(types, clauses))
+    cols = [own.pk, own.type, own.id] if owner else [own.type, own.id]
+    return select(*cols).where(*where)
+
+
+def _conds(query: ParsedQuery, compartment: Compartment | None) -> list[Cond]:
+    conds = _plan(query.types, query.clauses)
+    if compartment is not None:
+        conds.append(_compartment_cond(query.types, compartment))
+    return conds
+
+
+# ---- ordering ----------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Order:
+    """How matches are ordered: `default` (type, id), `date` (one date parameter) or `general`."""
+
+    kind: str
+    keys: tuple[tuple[str, bool], ...] = ()  # (parameter, descending) per _sort key
+    ptypes: tuple[str, ...] = ()  # parameter type per key ("" for _id and _lastUpdated)
+
+    @property
+    def keyset(self) -> bool:
+        """Whether pages continue from a position (else from an offset)."""
+        return self.kind in ("default", "date")
+
+
+def order_of(query: ParsedQuery) -> Order:
+    """The ordering _sort asks for (several keys, '-' for descending); missing values sort last."""
+    keys: list[tuple[str, bool]] = []
+    ptypes: list[str] = []
     known = common_params(query.types)
     for spec in query.controls.get("_sort", []):
-        for key in spec.split(","):
-            key = key.strip()
+        for raw in spec.split(","):
+            key = raw.strip()
             if not key:
                 continue
             desc = key.startswith("-")
             name = key.lstrip("-")
-            if name == "_id":
-                col: Any = r.c.res_id
-            elif name == "_lastUpdated":
-                col = r.c.last_updated
+            if name in ("_id", "_lastUpdated"):
+                ptypes.append("")
             else:
                 param = known.get(name)
                 if param is None or not param.indexed or param.type == "reference":
                     raise BadRequest(f"Cannot sort by '{name[:64]}'", expression="_sort")
-                col = _sort_key(r, param.type, param.code, desc)
-            order.append(col.desc() if desc else col.asc())
-    order += [r.c.res_type.asc(), r.c.res_id.asc()]
-    return order
+                ptypes.append(param.type)
+            keys.append((name, desc))
+    if not keys:
+        return Order("default")
+    if len(keys) == 1 and ptypes[0] == "date":
+        return Order("date", tuple(keys), tuple(ptypes))
+    return Order("general", tuple(keys), tuple(ptypes))
 
 
-def _sort_key(r: FromClause, ptype: str, code: str, desc: bool) -> Any:
-    t = INDEX_TABLES[ptype]
-    column = {
-        "date": t.c.get("high" if desc else "low"),
-        "string": t.c.get("value_norm"),
-        "number": t.c.get("low"),
-        "quantity": t.c.get("low"),
-        "token": t.c.get("code"),
-        "uri": t.c.get("uri"),
-    }[ptype]
+_SORT_COLUMN = {
+    "string": "value_norm",
+    "number": "low",
+    "quantity": "low",
+    "token": "code",
+    "uri": "uri",
+}
+
+
+def _sort_value(own: Own, name: str, ptype: str, desc: bool) -> ColumnElement[Any]:
+    """The sort key of one owner: the smallest value ascending, the largest descending."""
+    if name == "_id":
+        return own.id
+    if name == "_lastUpdated":
+        if own.row is not None:
+            return own.row.c.last_updated
+        r = _alias(resource)
+        return (
+            select(r.c.last_updated)
+            .where(r.c.patient_key == own.pk, r.c.res_type == own.type, r.c.res_id == own.id)
+            .scalar_subquery()
+        )
+    t = _index_alias(ptype)
+    column = (t.c.env_high if desc else t.c.env_low) if ptype == "date" else t.c[_SORT_COLUMN[ptype]]
     agg = func.max(column) if desc else func.min(column)
     return (
         select(agg)
         .where(
-            t.c.patient_key == r.c.patient_key,
-            t.c.res_type == r.c.res_type,
-            t.c.res_id == r.c.res_id,
-            t.c.param == code,
+            t.c.patient_key == own.pk,
+            t.c.res_type == own.type,
+            t.c.res_id == own.id,
+            t.c.param == name,
         )
         .scalar_subquery()
     )
 
 
-def page_query(
-    query: ParsedQuery, *, offset: int, limit: int, extra: list[ColumnElement[bool]] | None = None
-) -> Select[str, str, str, str | None]:
-    """The page of matches, content included."""
-    r = _RESOURCE
-    return (
-        select(r.c.patient_key, r.c.res_type, r.c.res_id, r.c.content)
-        .where(where_clause(r, query, extra))
-        .order_by(*sort_columns(r, query))
-        .offset(offset)
-        .limit(limit)
+def _direction(col: ColumnElement[Any], desc: bool) -> UnaryExpression[Any]:
+    return col.desc() if desc else col.asc()
+
+
+def _after(cols: Sequence[ColumnElement[Any]], values: Sequence[Any], desc: bool) -> ColumnElement[bool]:
+    """Rows strictly after `values` in the order (all columns in one direction)."""
+    left = cols[0] if len(cols) == 1 else tuple_(*cols)
+    right = literal(values[0]) if len(values) == 1 else tuple_(*(literal(v) for v in values))
+    return left < right if desc else left > right
+
+
+# ---- key queries -------------------------------------------------------------------------------------------
+
+KEY_COLUMNS = ("patient_key", "res_type", "res_id")
+
+
+@dataclass(frozen=True, slots=True)
+class KeyQuery:
+    """A key query, the order of its columns (label, descending, nulls last) and its kind of position.
+
+    kind: "default" (positions (res_type, res_id)), "date" ((0, value, res_type, res_id)), "missing"
+    ((1, None, res_type, res_id): the resources without a value of the date sort), "general" (none).
+    """
+
+    stmt: Select[Any]
+    order: tuple[tuple[str, bool, bool], ...]
+    kind: str = "default"
+
+    def position(self, row: Any) -> tuple[Any, ...] | None:
+        """The position of a row of the page statement."""
+        if self.kind == "default":
+            return (row[1], row[2])
+        if self.kind == "date":
+            return (0, row[4], row[1], row[2])
+        if self.kind == "missing":
+            return (1, None, row[1], row[2])
+        return None
+
+
+def _keys(
+    types: tuple[str, ...],
+    conds: Sequence[Cond],
+    *,
+    desc: bool,
+    position: tuple[Any, ...] | None,
+    offset: int,
+    limit: int,
+    kind: str = "default",
+) -> KeyQuery:
+    """Matches in (res_type, res_id) order, all ascending or all descending."""
+    _, own, where, several = _source(types, conds)
+    if position is not None:
+        if len(types) == 1:
+            where.append(_after([own.id], [position[1]], desc))
+        else:
+            where.append(_after([own.type, own.id], list(position), desc))
+    stmt = select(own.pk.label("patient_key"), own.type.label("res_type"), own.id.label("res_id")).where(
+        *where
+    )
+    if several:
+        stmt = stmt.group_by(own.type, own.id, own.pk)
+    # patient_key last, in the same direction: the GROUP BY then uses the index order as it is.
+    stmt = stmt.order_by(_direction(own.type, desc), _direction(own.id, desc), _direction(own.pk, desc))
+    return KeyQuery(
+        stmt.offset(offset or None).limit(limit), (("res_type", desc, False), ("res_id", desc, False)), kind
     )
 
 
-def count_query(query: ParsedQuery, extra: list[ColumnElement[bool]] | None = None) -> Select[int]:
+def _date_keys(
+    types: tuple[str, ...],
+    conds: Sequence[Cond],
+    code: str,
+    *,
+    sort_desc: bool,
+    desc: bool,
+    position: tuple[Any, ...] | None,
+    limit: int,
+) -> KeyQuery:
+    """Resources with a value of date parameter `code`, by their envelope end (then type and id).
+
+    The key is env_low for an ascending sort and env_high for a descending one (the smallest and the
+    largest value); `desc` is the direction this statement reads in.
+    """
+    driver = next((c for c in conds if isinstance(c, RowCond) and c.table == "date" and c.code == code), None)
+    if driver is None:
+        t = _index_alias("date")
+        driver = RowCond("date", code, t, and_(t.c.param == code, _in_types(t.c.res_type, types)), 3)
+    _, own, where, _ = _source(types, conds, driver)
+    value = driver.alias.c.env_high if sort_desc else driver.alias.c.env_low
+    if position is not None:
+        if len(types) == 1:
+            where.append(_after([value, own.id], [position[0], position[2]], desc))
+        else:
+            where.append(_after([value, own.type, own.id], list(position), desc))
+    stmt = (
+        select(
+            own.pk.label("patient_key"), own.type.label("res_type"), own.id.label("res_id"), value.label("s")
+        )
+        .where(*where)
+        .group_by(value, own.type, own.id, own.pk)
+        .order_by(
+            _direction(value, desc),
+            _direction(own.type, desc),
+            _direction(own.id, desc),
+            _direction(own.pk, desc),
+        )
+        .limit(limit)
+    )
+    return KeyQuery(stmt, (("s", desc, False), ("res_type", desc, False), ("res_id", desc, False)), "date")
+
+
+def _without_date(types: tuple[str, ...], conds: Sequence[Cond], code: str) -> list[Cond] | None:
+    """The conditions plus "no value of `code`" (None when a condition on `code` rules that out)."""
+    if any(isinstance(c, RowCond) and c.table == "date" and c.code == code for c in conds):
+        return None
+    present = _rows_of("date", types, code)
+    return [*conds, OwnerCond(lambda own: not_(own.key().in_(present)))]
+
+
+def _general_keys(
+    types: tuple[str, ...], conds: Sequence[Cond], order: Order, *, offset: int, limit: int
+) -> KeyQuery:
+    _, own, where, several = _source(types, conds)
+    labels = [
+        _sort_value(own, name, ptype, desc).label(f"s{i}")
+        for i, ((name, desc), ptype) in enumerate(zip(order.keys, order.ptypes, strict=True))
+    ]
+    stmt = select(own.pk.label("patient_key"), own.type.label("res_type"), own.id.label("res_id"), *labels)
+    stmt = stmt.where(*where)
+    if several:
+        stmt = stmt.group_by(own.type, own.id, own.pk)
+    directions = [d for _, d in order.keys]
+    stmt = stmt.order_by(
+        *(_direction(label, d).nulls_last() for label, d in zip(labels, directions, strict=True)),
+        own.type.asc(),
+        own.id.asc(),
+    )
+    spec = (
+        *tuple((f"s{i}", d, True) for i, d in enumerate(directions)),
+        ("res_type", False, False),
+        ("res_id", False, False),
+    )
+    return KeyQuery(stmt.offset(offset or None).limit(limit), spec, "general")
+
+
+def _with_content(keys: KeyQuery) -> Select[Any]:
+    """The page: content of the keys, joined on the primary key, in the keys' order."""
+    r = resource  # the key query inside uses aliases only
+    if all(name in KEY_COLUMNS for name, _, _ in keys.order):
+        # Ordered by the key itself: a semi-join, which is cheaper to build than a derived table.
+        return (
+            select(r.c.patient_key, r.c.res_type, r.c.res_id, r.c.content)
+            .where(tuple_(r.c.patient_key, r.c.res_type, r.c.res_id).in_(keys.stmt))
+            .order_by(*(_direction(r.c[name], desc) for name, desc, _ in keys.order))
+        )
+    k = keys.stmt.subquery()
+    extra = [k.c[name] for name, _, _ in keys.order if name not in KEY_COLUMNS]
+    order = []
+    for name, desc, nulls_last in keys.order:
+        term = _direction(k.c[name], desc)
+        order.append(term.nulls_last() if nulls_last else term)
+    return (
+        select(r.c.patient_key, r.c.res_type, r.c.res_id, r.c.content, *extra)
+        .select_from(
+            r.join(
+                k,
+                and_(
+                    r.c.patient_key == k.c.patient_key,
+                    r.c.res_type == k.c.res_type,
+                    r.c.res_id == k.c.res_id,
+                ),
+            )
+        )
+        .order_by(*order)
+    )
+
+
+# ---- pages, counts, matches ----------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class PageResult:
+    """The rows of a page with the positions of its ends (keyset paging) and whether more rows follow."""
+
+    rows: list[PageRow]
+    first: tuple[Any, ...] | None
+    last: tuple[Any, ...] | None
+    more: bool  # rows exist beyond the page in the direction it was read
+    keyset: bool = True  # False: the page was read from an offset (positions are None)
+
+
+@_statement_set
+def fetch_page(
+    conn: Connection,
+    query: ParsedQuery,
+    *,
+    limit: int,
+    offset: int = 0,
+    after: tuple[Any, ...] | None = None,
+    before: tuple[Any, ...] | None = None,
+    compartment: Compartment | None = None,
+) -> PageResult:
+    """Run the page: `limit` matches after (or before) a position, or from an offset.
+
+    A position is (res_type, res_id) for the default order and (segment, value, res_type, res_id) for a
+    date sort (segment 1, resources without a value, has value None); positions come from earlier pages.
+    """
+    order = order_of(query)
+    conds = _conds(query, compartment)
+    types = query.types
+    backward = before is not None
+    position = before if backward else after
+    if order.kind == "general" or (order.kind == "date" and offset):
+        if position is not None:
+            raise BadRequest("The paging position does not belong to this search", expression="_page")
+        generic = order if order.kind == "general" else Order("general", order.keys, order.ptypes)
+        return _run(
+            conn,
+            [lambda n: _general_keys(types, conds, generic, offset=offset, limit=n)],
+            limit,
+            False,
+            general=True,
+        )
+    if order.kind == "default":
+        if position is not None and (len(position) != 2 or position[0] not in types):
+            raise BadRequest("The paging position does not belong to this search", expression="_page")
+        return _run(
+            conn,
+            [lambda n: _keys(types, conds, desc=backward, position=position, offset=offset, limit=n)],
+            limit,
+            backward,
+        )
+    code, desc = order.keys[0]
+    reading_desc = desc != backward
+    without = _without_date(types, conds, code)
+
+    def with_value(pos: tuple[Any, ...] | None, n: int) -> KeyQuery:
+        return _date_keys(types, conds, code, sort_desc=desc, desc=reading_desc, position=pos, limit=n)
+
+    def without_value(pos: tuple[Any, ...] | None, n: int) -> KeyQuery | None:
+        if without is None:
+            return None
+        return _keys(types, without, desc=reading_desc, position=pos, offset=0, limit=n, kind="missing")
+
+    steps: list[Callable[[int], KeyQuery | None]]
+    if position is None:
+        steps = [lambda n: with_value(None, n), lambda n: without_value(None, n)]
+    elif _date_position(position, types) == 0:
+        inner = position[1:]
+        steps = [lambda n: with_value(inner, n)]
+        if not backward:
+            steps.append(lambda n: without_value(None, n))
+    else:
+        inner = position[2:]
+        steps = [lambda n: without_value(inner, n)]
+        if backward:
+            steps.append(lambda n: with_value(None, n))
+    return _run(conn, steps, limit, backward)
+
+
+def _date_position(position: tuple[Any, ...], types: tuple[str, ...]) -> int:
+    ok = (
+        len(position) == 4
+        and position[0] in (0, 1)
+        and position[2] in types
+        and (isinstance(position[1], int) if position[0] == 0 else position[1] is None)
+    )
+    if not ok:
+        raise BadRequest("The paging position does not belong to this search", expression="_page")
+    return int(position[0])
+
+
+def _run(
+    conn: Connection,
+    steps: Sequence[Callable[[int], KeyQuery | None]],
+    limit: int,
+    backward: bool,
+    *,
+    general: bool = False,
+) -> PageResult:
+    """Run key queries in turn until limit + 1 rows are there (the extra one only tells `more`)."""
+    rows: list[PageRow] = []
+    positions: list[tuple[Any, ...] | None] = []
+    for step in steps:
+        wanted = limit + 1 - len(rows)
+        if wanted <= 0:
+            break
+        key = step(wanted)
+        if key is None:
+            continue
+        for row in conn.execute(_with_content(key)):
+            rows.append((row[0], row[1], row[2], row[3]))
+            positions.append(key.position(row))
+    more = len(rows) > limit
+    rows, positions = rows[:limit], positions[:limit]
+    if backward:
+        rows.reverse()
+        positions.reverse()
+    if general:
+        return PageResult(rows, None, None, more, keyset=False)
+    return PageResult(rows, positions[0] if positions else None, positions[-1] if positions else None, more)
+
+
+@_statement_set
+def page_query(
+    query: ParsedQuery, *, offset: int, limit: int, compartment: Compartment | None = None
+) -> Select[Any]:
+    """The first statement of a page (what EXPLAIN should look at)."""
+    order = order_of(query)
+    conds = _conds(query, compartment)
+    if order.kind == "default":
+        return _with_content(_keys(query.types, conds, desc=False, position=None, offset=offset, limit=limit))
+    if order.kind == "date" and not offset:
+        code, desc = order.keys[0]
+        keys = _date_keys(query.types, conds, code, sort_desc=desc, desc=desc, position=None, limit=limit)
+        return _with_content(keys)
+    generic = Order("general", order.keys, order.ptypes)
+    return _with_content(_general_keys(query.types, conds, generic, offset=offset, limit=limit))
+
+
+@_statement_set
+def count_query(query: ParsedQuery, compartment: Compartment | None = None) -> Select[Any]:
     """How many resources match."""
-    return select(func.count()).select_from(_RESOURCE).where(where_clause(_RESOURCE, query, extra))
+    source, own, where, several = _source(query.types, _conds(query, compartment))
+    if several:
+        inner = select(own.type, own.id, own.pk).where(*where).group_by(own.type, own.id, own.pk).subquery()
+        return select(func.count()).select_from(inner)
+    return select(func.count()).select_from(source).where(*where)
 
 
-def ids_query(query: ParsedQuery, limit: int) -> Select[str, str, str]:
-    """Keys of matches, for conditional interactions."""
-    r = _RESOURCE
-    return select(r.c.patient_key, r.c.res_type, r.c.res_id).where(where_clause(r, query)).limit(limit)
+@_statement_set
+def estimate_query(query: ParsedQuery, compartment: Compartment | None = None) -> Select[Any]:
+    """The matching rows before duplicates are removed: what the planner's estimate is asked about."""
+    _, own, where, _ = _source(query.types, _conds(query, compartment))
+    return select(own.pk).where(*where)
+
+
+@_statement_set
+def ids_query(query: ParsedQuery, limit: int) -> Select[Any]:
+    """Keys of matches, for conditional interactions (each resource once)."""
+    _, own, where, several = _source(query.types, _conds(query, None))
+    stmt = select(own.pk, own.type, own.id).where(*where)
+    if several:
+        stmt = stmt.group_by(own.type, own.id, own.pk)
+    return stmt.limit(limit)
+
+
+@_statement_set
+def where_clause(r: FromClause, query: ParsedQuery) -> ColumnElement[bool]:
+    """All clauses AND-ed on resource rows `r`, restricted to live resources of the searched types."""
+    own = _own(r, is_resource=True)
+    conds = _plan(query.types, query.clauses)
+    return and_(_in_types(r.c.res_type, query.types), r.c.deleted == false(), *(c.on(own) for c in conds))

@@ -2,7 +2,19 @@
 
 from __future__ import annotations
 
-from sqlalchemy import BigInteger, Boolean, Column, Float, Index, MetaData, String, Table, Text
+from sqlalchemy import (
+    BigInteger,
+    Boolean,
+    Column,
+    Float,
+    Index,
+    MetaData,
+    String,
+    Table,
+    Text,
+    func,
+    literal_column,
+)
 
 metadata = MetaData(
     naming_convention={
@@ -25,6 +37,8 @@ resource = Table(
     Column("content", Text, nullable=True),  # canonical JSON, served as is; NULL when deleted
 )
 Index("ix_resource_type_updated", resource.c.res_type, resource.c.last_updated)
+# Lookups by logical id without the patient (_id, _has targets), and the default order (type, id).
+Index("ix_resource_type_id", resource.c.res_type, resource.c.res_id, resource.c.patient_key)
 
 # Every version ever written, including the current one and deletions (content NULL).
 resource_version = Table(
@@ -65,7 +79,8 @@ def _index_table(name: str, *columns: Column[object]) -> Table:
     )
 
 
-# token: hashed (type, param, code) and (type, param, system, code) keys make equality lookups one index probe.
+# token: hashed (type, param, code) and (type, param, system, code) keys make equality lookups one index probe;
+# the owner columns after the hash give the matches in (type, id) order without reading the table.
 idx_token = _index_table(
     "idx_token",
     Column("system", Text, nullable=True),
@@ -75,18 +90,39 @@ idx_token = _index_table(
     Column("hash_sys_code", BigInteger, nullable=False),
     Column("hash_sys", BigInteger, nullable=False),
 )
-Index("ix_idx_token_code", idx_token.c.hash_code)
-Index("ix_idx_token_sys_code", idx_token.c.hash_sys_code)
+Index(
+    "ix_idx_token_code",
+    idx_token.c.hash_code,
+    idx_token.c.res_type,
+    idx_token.c.res_id,
+    idx_token.c.patient_key,
+)
+Index(
+    "ix_idx_token_sys_code",
+    idx_token.c.hash_sys_code,
+    idx_token.c.res_type,
+    idx_token.c.res_id,
+    idx_token.c.patient_key,
+)
 Index("ix_idx_token_sys", idx_token.c.hash_sys)
 Index("ix_idx_token_owner", idx_token.c.patient_key, idx_token.c.res_type, idx_token.c.res_id)
 
-# string: value_norm is lower-cased with diacritics removed ("Nguyễn" -> "nguyen"), for prefix search.
+# string: value_norm is lower-cased with diacritics removed ("Nguyễn" -> "nguyen"), for prefix search
+# (text_pattern_ops on PostgreSQL: LIKE 'x%' uses the index whatever the database collation).
 idx_string = _index_table(
     "idx_string",
     Column("value_norm", Text, nullable=False),
     Column("value_exact", Text, nullable=False),
 )
-Index("ix_idx_string_value", idx_string.c.res_type, idx_string.c.param, idx_string.c.value_norm)
+Index(
+    "ix_idx_string_value",
+    idx_string.c.res_type,
+    idx_string.c.param,
+    idx_string.c.value_norm,
+    idx_string.c.res_id,
+    idx_string.c.patient_key,
+    postgresql_ops={"value_norm": "text_pattern_ops"},
+)
 Index("ix_idx_string_owner", idx_string.c.patient_key, idx_string.c.res_type, idx_string.c.res_id)
 
 # reference: local targets by type and id; absolute or canonical targets by url.
@@ -101,17 +137,56 @@ Index(
     idx_reference.c.target_id,
     idx_reference.c.res_type,
     idx_reference.c.param,
+    idx_reference.c.target_type,
+    idx_reference.c.res_id,
+    idx_reference.c.patient_key,
 )
 Index("ix_idx_reference_url", idx_reference.c.target_url)
-Index("ix_idx_reference_owner", idx_reference.c.patient_key, idx_reference.c.res_type, idx_reference.c.res_id)
+# The owner's targets from the index alone (_has, _include).
+Index(
+    "ix_idx_reference_owner",
+    idx_reference.c.patient_key,
+    idx_reference.c.res_type,
+    idx_reference.c.res_id,
+    idx_reference.c.param,
+    idx_reference.c.target_type,
+    idx_reference.c.target_id,
+)
 
 # date: every value is a range [low, high] in microseconds (a date 2020-01 covers the whole month).
+# env_low/env_high, the same on all rows of a resource's parameter, span every end of all its values
+# (the envelope): date ranges seek it (GiST on PostgreSQL), and date sorts read it in index order.
 idx_date = _index_table(
     "idx_date",
     Column("low", BigInteger, nullable=False),
     Column("high", BigInteger, nullable=False),
+    Column("env_low", BigInteger, nullable=False),
+    Column("env_high", BigInteger, nullable=False),
 )
-Index("ix_idx_date_range", idx_date.c.res_type, idx_date.c.param, idx_date.c.low, idx_date.c.high)
+Index(
+    "ix_idx_date_env_low",
+    idx_date.c.res_type,
+    idx_date.c.param,
+    idx_date.c.env_low,
+    idx_date.c.res_id,
+    idx_date.c.patient_key,
+)
+Index(
+    "ix_idx_date_env_high",
+    idx_date.c.res_type,
+    idx_date.c.param,
+    idx_date.c.env_high,
+    idx_date.c.res_id,
+    idx_date.c.patient_key,
+)
+Index(
+    "ix_idx_date_env",
+    idx_date.c.res_type,
+    idx_date.c.param,
+    func.int8range(idx_date.c.env_low, idx_date.c.env_high, literal_column("'[]'")),
+    idx_date.c.patient_key,
+    postgresql_using="gist",
+).ddl_if(dialect="postgresql")  # btree_gist for the text columns; INCLUDE made the range key useless
 Index("ix_idx_date_owner", idx_date.c.patient_key, idx_date.c.res_type, idx_date.c.res_id)
 
 # number and quantity: [low, high] from the stated precision (1.5 covers 1.45 .. 1.55).

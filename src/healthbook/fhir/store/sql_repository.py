@@ -6,10 +6,11 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import and_, bindparam, delete, false, func, insert, literal, select, tuple_, update
+from sqlalchemy import and_, bindparam, delete, false, func, insert, literal, select, update
 from sqlalchemy.engine import Connection
 from sqlalchemy.sql import Select
 
+from healthbook.db.dialect import keys_in
 from healthbook.fhir.store.batch import UPDATE_CURRENT as _UPDATE_CURRENT
 from healthbook.fhir.store.batch import flush_if_pending, pending
 from healthbook.fhir.store.schema import INDEX_TABLES, resource, resource_locator, resource_version
@@ -216,10 +217,10 @@ CurrentRow = tuple[str, str, str, int, str | None]  # patient_key, type, id, las
 def current_by_owner(conn: Connection, owners: Sequence[tuple[str, str, str]]) -> list[CurrentRow]:
     """Live resources by full primary key (patient_key, type, id), in chunks."""
     out: list[CurrentRow] = []
-    for start in range(0, len(owners), 500):
-        chunk = list(owners[start : start + 500])
+    for start in range(0, len(owners), 1000):
+        chunk = list(owners[start : start + 1000])
         stmt = select(_r.patient_key, _r.res_type, _r.res_id, _r.last_updated, _r.content).where(
-            tuple_(_r.patient_key, _r.res_type, _r.res_id).in_(chunk), _r.deleted == false()
+            keys_in(conn, [_r.patient_key, _r.res_type, _r.res_id], chunk), _r.deleted == false()
         )
         out.extend((x[0], x[1], x[2], x[3], x[4]) for x in conn.execute(stmt))
     return out
@@ -229,9 +230,11 @@ def current_by_key(conn: Connection, keys: Sequence[tuple[str, str]]) -> list[Cu
     """Live resources by (type, id): the locator gives each one's patient_key, then the primary key."""
     owners: list[tuple[str, str, str]] = [(k[1], k[0], k[1]) for k in keys if k[0] == "Patient"]
     others = [k for k in keys if k[0] != "Patient"]
-    for start in range(0, len(others), 500):
-        chunk = others[start : start + 500]
-        stmt = select(_l.patient_key, _l.res_type, _l.res_id).where(tuple_(_l.res_type, _l.res_id).in_(chunk))
+    for start in range(0, len(others), 1000):
+        chunk = others[start : start + 1000]
+        stmt = select(_l.patient_key, _l.res_type, _l.res_id).where(
+            keys_in(conn, [_l.res_type, _l.res_id], chunk)
+        )
         owners.extend((x[0], x[1], x[2]) for x in conn.execute(stmt))
     return current_by_owner(conn, owners)
 
