@@ -257,6 +257,10 @@ CASES = [
     ("Observation?subject:Patient.organization.name=bach mai", []),
     ("Patient?_has:Observation:subject:code=8480-6", ["p1"]),
     ("Patient?_has:Observation:patient:_has:Provenance:target:agent=Organization/o1", ["p1"]),
+    # chains to Patients: references stored under the Patient's own key, and under another's (c1 -> p3)
+    ("Condition?asserter:Patient.name=nguyen", ["c1"]),
+    ("Condition?subject:Patient.gender=female", ["c1"]),
+    ("Condition?asserter:Patient.gender=male", []),
     ("Organization?_has:Patient:organization:gender=male", ["o2"]),
     # :of-type and :identifier
     ("Patient?identifier:of-type=http://terminology.hl7.org/CodeSystem/v2-0203|NI|079085000002", ["p2"]),
@@ -372,6 +376,7 @@ def _walk(client: TestClient, url: str, relation: str = "next") -> list[list[str
         ("Patient?_count=2", ["p1", "p2", "p3"]),
         ("Patient?gender=female,male&_count=2", ["p1", "p2", "p3"]),
         ("Patient/p1/Observation?_count=1", ["ob1", "ob2"]),
+        ("Observation?subject:Patient.gender=female,male&_count=2", ["ob1", "ob2", "bp1", "ob3", "ob4"]),
         ("Observation?_count=2&_sort=-date", ["ob2", "ob4", "ob1", "ob3", "bp1"]),
         ("Observation?_count=3&_sort=date", ["bp1", "ob3", "ob1", "ob4", "ob2"]),
         # a resource without a value of the sort parameter comes last in both directions

@@ -23,7 +23,7 @@ import time
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from contextvars import ContextVar
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any, ParamSpec, TypeVar
 
 from sqlalchemy import (
@@ -40,6 +40,7 @@ from sqlalchemy import (
     select,
     true,
     tuple_,
+    union_all,
 )
 from sqlalchemy.engine import Connection
 from sqlalchemy.sql.elements import UnaryExpression
@@ -99,6 +100,9 @@ class RowCond:
     alias: FromClause
     cond: ColumnElement[bool]
     rank: int  # driver preference, lowest first
+    # Alternatives whose rows together are exactly the rows of `cond`, each of which an index reads in
+    # the default order (a page of the default order merges them instead of sorting all the rows).
+    branches: tuple[RowCond, ...] = ()
 
     def rows(self) -> Select[Any]:
         """The owner keys of the rows that meet the condition."""
@@ -424,9 +428,12 @@ def _cond(c: Clause, types: tuple[str, ...], conn: Connection | None = None) -> 
         return _has_cond(c, types, conn)
     if c.chain is not None:
         targets = _match_select(c.chain_types, [c.chain], owner=False)
-        return _row_cond(
+        cond = _row_cond(
             "reference", c.param.code, types, lambda t: tuple_(t.c.target_type, t.c.target_id).in_(targets), 4
         )
+        if c.chain_types == ("Patient",):
+            return replace(cond, branches=_patient_chain_branches(c, types))
+        return cond
     if c.param.code == "_id":
         if c.modifier == "missing":
             present = c.values != ("true",)
@@ -479,6 +486,46 @@ def _cond(c: Clause, types: tuple[str, ...], conn: Connection | None = None) -> 
     value_fn = _VALUE[table]
     rank = _RANK[table] + (1 if table == "reference" and len(c.values) > 1 else 0)
     return _row_cond(table, c.param.code, types, lambda t: or_(*(value_fn(t, c, v) for v in c.values)), rank)
+
+
+def _patient_chain_branches(c: Clause, types: tuple[str, ...]) -> tuple[RowCond, RowCond]:
+    """A chain to Patients as two branches of the reference rows, each in the default order.
+
+    A Patient's id is its patient_key, and a resource referring to a Patient is nearly always stored
+    under that Patient's key: those rows are the Patient's own rows of the owner index, in (patient_key,
+    type, id) order. The others (held under another patient's key) are the partial index's.
+    """
+    assert c.chain is not None
+    code = c.param.code
+
+    own_ids = _match_ids(c)
+    foreign_ids = _match_ids(c)
+    own_rows = _row_cond(
+        "reference",
+        code,
+        types,
+        lambda t: and_(
+            t.c.target_type == "Patient", t.c.target_id == t.c.patient_key, t.c.patient_key.in_(own_ids)
+        ),
+        4,
+    )
+    foreign_rows = _row_cond(
+        "reference",
+        code,
+        types,
+        lambda t: and_(
+            t.c.target_type == "Patient", t.c.patient_key != t.c.target_id, t.c.target_id.in_(foreign_ids)
+        ),
+        4,
+    )
+    return own_rows, foreign_rows
+
+
+def _match_ids(c: Clause) -> Select[Any]:
+    """The ids of the Patients a chain's inner clause selects."""
+    assert c.chain is not None
+    _, own, where, _ = _source(("Patient",), _plan(("Patient",), [c.chain]))
+    return select(own.id).where(*where)
 
 
 def _last_updated_cond(c: Clause, types: tuple[str, ...]) -> OwnerCond:
@@ -704,8 +751,7 @@ def _source(
 ) -> tuple[FromClause, Own, list[ColumnElement[bool]], bool]:
     """FROM, owner columns and WHERE of the matches, and whether an owner may occur on several rows."""
     if driver is None:
-        rows = sorted((c for c in conds if isinstance(c, RowCond)), key=lambda c: c.rank)
-        driver = rows[0] if rows else None
+        driver = _driver(conds)
     if driver is None:
         r = _alias(resource)
         own = _own(r, is_resource=True)
@@ -873,6 +919,11 @@ def _keys(
     kind: str = "default",
 ) -> KeyQuery:
     """Matches in the default order, all ascending or all descending; positions (pk, type, id)."""
+    driver = _driver(conds)
+    if driver is not None and driver.branches:
+        return _merged_keys(
+            types, conds, driver, desc=desc, position=position, offset=offset, limit=limit, kind=kind
+        )
     _, own, where, several = _source(types, conds)
     order = _key_order(own, types)
     if position is not None:
@@ -888,6 +939,51 @@ def _keys(
     if len(order) == 1:
         spec = (("res_id", desc, False),)
     return KeyQuery(stmt.offset(offset or None).limit(limit), spec, kind)
+
+
+def _merged_keys(
+    types: tuple[str, ...],
+    conds: Sequence[Cond],
+    driver: RowCond,
+    *,
+    desc: bool,
+    position: tuple[Any, ...] | None,
+    offset: int,
+    limit: int,
+    kind: str,
+) -> KeyQuery:
+    """_keys for a driver with branches: each branch's first rows in order, merged (UNION ALL)."""
+    others = [c for c in conds if c is not driver]
+    parts = []
+    for branch in driver.branches:
+        _, own, where, _ = _source(types, others, branch)
+        order = [own.pk, own.type, own.id]
+        if position is not None:
+            where.append(_after(order, list(position), desc))
+        part = (
+            select(own.pk.label("patient_key"), own.type.label("res_type"), own.id.label("res_id"))
+            .where(*where)
+            .order_by(*(_direction(col, desc) for col in order))
+            .limit(offset + limit)
+        )
+        parts.append(select(*part.subquery().c))
+    merged = union_all(*parts).subquery()
+    cols = [merged.c.patient_key, merged.c.res_type, merged.c.res_id]
+    stmt = (
+        select(*cols)
+        .group_by(*cols)
+        .order_by(*(_direction(col, desc) for col in cols))
+        .offset(offset or None)
+        .limit(limit)
+    )
+    spec = tuple((name, desc, False) for name in KEY_COLUMNS)
+    return KeyQuery(stmt, spec, kind)
+
+
+def _driver(conds: Sequence[Cond]) -> RowCond | None:
+    """The condition whose index rows a key query reads (the lowest rank)."""
+    rows = [c for c in conds if isinstance(c, RowCond)]
+    return min(rows, key=lambda c: c.rank) if rows else None
 
 
 def _date_keys(
