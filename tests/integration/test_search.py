@@ -13,6 +13,7 @@ from healthbook.app import build_services, create_app
 from healthbook.config import Settings
 from healthbook.db.engine import Database
 from healthbook.db.migrate import upgrade
+from healthbook.fhir.search import sql
 from healthbook.testing.postgres import TempPostgres
 
 H = {"content-type": "application/fhir+json"}
@@ -127,12 +128,21 @@ def _goal(gid: str, *due: str) -> dict[str, Any]:
     }
 
 
+# A Condition of p1 asserted by p3: the reference to p3 is stored under p1's key (a "foreign" holder).
+CONDITION = {
+    "resourceType": "Condition",
+    "id": "c1",
+    "subject": {"reference": "Patient/p1"},
+    "asserter": {"reference": "Patient/p3"},
+    "code": {"coding": [{"system": "http://snomed.info/sct", "code": "44054006"}]},
+}
+
 # Goal.target.due is the one date parameter here with several values per resource (g1).
 GOALS = [_goal("g1", "2020-01-10", "2020-03-05"), _goal("g2", "2020-02-01"), _goal("g3")]
 
 
 def _load(client: TestClient) -> TestClient:
-    for doc in [*ORGS, *PATIENTS, *OBSERVATIONS, PROVENANCE, *GOALS]:
+    for doc in [*ORGS, *PATIENTS, *OBSERVATIONS, PROVENANCE, *GOALS, CONDITION]:
         r = client.put(f"/fhir/{doc['resourceType']}/{doc['id']}", json=doc, headers=H)
         assert r.status_code in (200, 201), r.text
     return client
@@ -247,6 +257,10 @@ CASES = [
     ("Observation?subject:Patient.organization.name=bach mai", []),
     ("Patient?_has:Observation:subject:code=8480-6", ["p1"]),
     ("Patient?_has:Observation:patient:_has:Provenance:target:agent=Organization/o1", ["p1"]),
+    # chains to Patients: references stored under the Patient's own key, and under another's (c1 -> p3)
+    ("Condition?asserter:Patient.name=nguyen", ["c1"]),
+    ("Condition?subject:Patient.gender=female", ["c1"]),
+    ("Condition?asserter:Patient.gender=male", []),
     ("Organization?_has:Patient:organization:gender=male", ["o2"]),
     # :of-type and :identifier
     ("Patient?identifier:of-type=http://terminology.hl7.org/CodeSystem/v2-0203|NI|079085000002", ["p2"]),
@@ -279,6 +293,31 @@ CASES = [
 @pytest.mark.parametrize(("query", "expected"), CASES, ids=[c[0] for c in CASES])
 def test_search_result_sets(shared: TestClient, query: str, expected: list[str]) -> None:
     assert _ids(shared, "/fhir/" + query) == expected
+
+
+HAS_CASES = [
+    ("Patient?_has:Observation:subject:code=8480-6", ["p1"]),
+    ("Patient?_has:Observation:subject:code=8480-6,8462-4", ["p1", "p2"]),
+    ("Patient?_has:Observation:subject:code=nope", []),
+    ("Patient?_has:Observation:patient:_has:Provenance:target:agent=Organization/o1", ["p1"]),
+    ("Patient?_has:Condition:asserter:code=44054006", ["p3"]),
+    ("Patient?_has:Condition:subject:code=44054006", ["p1"]),
+    ("Patient?gender=female&_has:Observation:subject:status=final", ["p1", "p3"]),
+    ("Patient?_has:Observation:subject:date=ge2026-01-01&_has:Observation:subject:code=8462-4", []),
+    ("Patient?_has:Observation:subject:date=ge2026-01-01&_count=1", ["p1", "p3"]),
+    ("Organization?_has:Patient:organization:gender=male", ["o2"]),
+]
+
+
+@pytest.mark.parametrize("per_patient", [False, True], ids=["targets-first", "per-patient"])
+@pytest.mark.parametrize(("query", "expected"), HAS_CASES, ids=[c[0] for c in HAS_CASES])
+def test_has_plans(
+    shared: TestClient, monkeypatch: pytest.MonkeyPatch, per_patient: bool, query: str, expected: list[str]
+) -> None:
+    """_has on Patients has two plans (chosen by the number of matching sources): both are exact."""
+    monkeypatch.setattr(sql, "HAS_PER_PATIENT_FROM", 1 if per_patient else 10**9)
+    pages = _walk(shared, "/fhir/" + query)
+    assert sorted(i for page in pages for i in page) == expected
 
 
 def test_lastupdated(shared: TestClient) -> None:
@@ -331,8 +370,13 @@ def _walk(client: TestClient, url: str, relation: str = "next") -> list[list[str
 @pytest.mark.parametrize(
     ("query", "expected"),
     [
-        ("Observation?_count=2", ["bp1", "ob1", "ob2", "ob3", "ob4"]),
-        ("Observation?status=final&_count=2", ["bp1", "ob1", "ob2", "ob3", "ob4"]),
+        # the default order is (patient_key, type, id): p1's ob1 ob2, p2's bp1 ob3, p3's ob4
+        ("Observation?_count=2", ["ob1", "ob2", "bp1", "ob3", "ob4"]),
+        ("Observation?status=final&_count=2", ["ob1", "ob2", "bp1", "ob3", "ob4"]),
+        ("Patient?_count=2", ["p1", "p2", "p3"]),
+        ("Patient?gender=female,male&_count=2", ["p1", "p2", "p3"]),
+        ("Patient/p1/Observation?_count=1", ["ob1", "ob2"]),
+        ("Observation?subject:Patient.gender=female,male&_count=2", ["ob1", "ob2", "bp1", "ob3", "ob4"]),
         ("Observation?_count=2&_sort=-date", ["ob2", "ob4", "ob1", "ob3", "bp1"]),
         ("Observation?_count=3&_sort=date", ["bp1", "ob3", "ob1", "ob4", "ob2"]),
         # a resource without a value of the sort parameter comes last in both directions

@@ -36,7 +36,12 @@ def is_sqlite(engine: Engine | Connection) -> bool:
 
 
 def engine_options(
-    url: str, *, pool_size: int, busy_timeout_ms: int, statement_timeout_ms: int = 0
+    url: str,
+    *,
+    pool_size: int,
+    busy_timeout_ms: int,
+    statement_timeout_ms: int = 0,
+    parallel_workers: int | None = None,
 ) -> dict[str, Any]:
     """create_engine() keyword arguments for the backend behind `url`.
 
@@ -44,7 +49,8 @@ def engine_options(
     with its own values (a custom plan). With prepared statements PostgreSQL switches to a generic plan
     after five runs, which estimates one row for every `res_type`/`param` condition and was measured
     up to 100 times slower for _has and date ranges. `statement_timeout_ms` (0 = none) bounds every
-    statement on the server; see `unbounded()` for the few that must run longer.
+    statement on the server; see `unbounded()` for the few that must run longer. `parallel_workers` sets
+    max_parallel_workers_per_gather (None: the server's setting).
     """
     if url.startswith("sqlite"):
         # The driver's own transaction handling is switched off: we emit BEGIN ourselves (see below).
@@ -56,8 +62,13 @@ def engine_options(
             }
         }
     connect_args: dict[str, Any] = {"prepare_threshold": None}
+    options = []
     if statement_timeout_ms > 0:
-        connect_args["options"] = f"-c statement_timeout={int(statement_timeout_ms)}"
+        options.append(f"-c statement_timeout={int(statement_timeout_ms)}")
+    if parallel_workers is not None:
+        options.append(f"-c max_parallel_workers_per_gather={int(parallel_workers)}")
+    if options:
+        connect_args["options"] = " ".join(options)
     return {
         "pool_size": pool_size,
         "max_overflow": pool_size,

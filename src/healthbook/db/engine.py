@@ -25,6 +25,7 @@ class Database:
                 pool_size=settings.pool_size,
                 busy_timeout_ms=settings.sqlite_busy_timeout_ms,
                 statement_timeout_ms=settings.statement_timeout_ms,
+                parallel_workers=settings.pg_parallel_workers,
             ),
         )
         dialect.tune_engine(self.engine)

@@ -351,7 +351,7 @@ def _decode_page(token: str | None) -> tuple[tuple[Any, ...] | None, tuple[Any, 
         raise BadRequest("_page is not a paging position of this server", expression="_page") from None
     ok = (
         isinstance(value, list)
-        and len(value) in (3, 5)
+        and len(value) in (4, 6)
         and value[0] in ("a", "b")
         and all(v is None or (isinstance(v, str | int) and not isinstance(v, bool)) for v in value[1:])
     )

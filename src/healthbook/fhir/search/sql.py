@@ -23,7 +23,7 @@ import time
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from contextvars import ContextVar
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any, ParamSpec, TypeVar
 
 from sqlalchemy import (
@@ -40,6 +40,7 @@ from sqlalchemy import (
     select,
     true,
     tuple_,
+    union_all,
 )
 from sqlalchemy.engine import Connection
 from sqlalchemy.sql.elements import UnaryExpression
@@ -75,6 +76,7 @@ class Own:
     type: ColumnElement[Any]
     id: ColumnElement[Any]
     row: FromClause | None = None
+    src: FromClause | None = None  # the FROM item the columns belong to
 
     def key(self) -> ColumnElement[Any]:
         """(patient_key, res_type, res_id) as a row value."""
@@ -82,7 +84,7 @@ class Own:
 
 
 def _own(t: FromClause, *, is_resource: bool = False) -> Own:
-    return Own(t.c.patient_key, t.c.res_type, t.c.res_id, t if is_resource else None)
+    return Own(t.c.patient_key, t.c.res_type, t.c.res_id, t if is_resource else None, t)
 
 
 @dataclass(frozen=True, slots=True)
@@ -98,6 +100,9 @@ class RowCond:
     alias: FromClause
     cond: ColumnElement[bool]
     rank: int  # driver preference, lowest first
+    # Alternatives whose rows together are exactly the rows of `cond`, each of which an index reads in
+    # the default order (a page of the default order merges them instead of sorting all the rows).
+    branches: tuple[RowCond, ...] = ()
 
     def rows(self) -> Select[Any]:
         """The owner keys of the rows that meet the condition."""
@@ -400,7 +405,7 @@ def _row_cond(
     return RowCond(table, code, t, cond, rank)
 
 
-def _plan(types: tuple[str, ...], clauses: Sequence[Clause]) -> list[Cond]:
+def _plan(types: tuple[str, ...], clauses: Sequence[Clause], conn: Connection | None = None) -> list[Cond]:
     """The conditions of AND-ed clauses; the plain date clauses of one parameter become one condition."""
     conds: list[Cond] = []
     dates: dict[str, list[Clause]] = {}
@@ -413,19 +418,22 @@ def _plan(types: tuple[str, ...], clauses: Sequence[Clause]) -> list[Cond]:
         ):
             dates.setdefault(c.param.code, []).append(c)
         else:
-            conds.append(_cond(c, types))
+            conds.append(_cond(c, types, conn))
     conds.extend(_date_cond(code, group, types) for code, group in dates.items())
     return conds
 
 
-def _cond(c: Clause, types: tuple[str, ...]) -> Cond:
+def _cond(c: Clause, types: tuple[str, ...], conn: Connection | None = None) -> Cond:
     if c.has is not None:
-        return _has_cond(c, types)
+        return _has_cond(c, types, conn)
     if c.chain is not None:
         targets = _match_select(c.chain_types, [c.chain], owner=False)
-        return _row_cond(
+        cond = _row_cond(
             "reference", c.param.code, types, lambda t: tuple_(t.c.target_type, t.c.target_id).in_(targets), 4
         )
+        if c.chain_types == ("Patient",):
+            return replace(cond, branches=_patient_chain_branches(c, types))
+        return cond
     if c.param.code == "_id":
         if c.modifier == "missing":
             present = c.values != ("true",)
@@ -478,6 +486,46 @@ def _cond(c: Clause, types: tuple[str, ...]) -> Cond:
     value_fn = _VALUE[table]
     rank = _RANK[table] + (1 if table == "reference" and len(c.values) > 1 else 0)
     return _row_cond(table, c.param.code, types, lambda t: or_(*(value_fn(t, c, v) for v in c.values)), rank)
+
+
+def _patient_chain_branches(c: Clause, types: tuple[str, ...]) -> tuple[RowCond, RowCond]:
+    """A chain to Patients as two branches of the reference rows, each in the default order.
+
+    A Patient's id is its patient_key, and a resource referring to a Patient is nearly always stored
+    under that Patient's key: those rows are the Patient's own rows of the owner index, in (patient_key,
+    type, id) order. The others (held under another patient's key) are the partial index's.
+    """
+    assert c.chain is not None
+    code = c.param.code
+
+    own_ids = _match_ids(c)
+    foreign_ids = _match_ids(c)
+    own_rows = _row_cond(
+        "reference",
+        code,
+        types,
+        lambda t: and_(
+            t.c.target_type == "Patient", t.c.target_id == t.c.patient_key, t.c.patient_key.in_(own_ids)
+        ),
+        4,
+    )
+    foreign_rows = _row_cond(
+        "reference",
+        code,
+        types,
+        lambda t: and_(
+            t.c.target_type == "Patient", t.c.patient_key != t.c.target_id, t.c.target_id.in_(foreign_ids)
+        ),
+        4,
+    )
+    return own_rows, foreign_rows
+
+
+def _match_ids(c: Clause) -> Select[Any]:
+    """The ids of the Patients a chain's inner clause selects."""
+    assert c.chain is not None
+    _, own, where, _ = _source(("Patient",), _plan(("Patient",), [c.chain]))
+    return select(own.id).where(*where)
 
 
 def _last_updated_cond(c: Clause, types: tuple[str, ...]) -> OwnerCond:
@@ -551,10 +599,19 @@ def _date_cond(code: str, group: list[Clause], types: tuple[str, ...]) -> RowCon
     return RowCond("date", code, t, and_(*base, or_(same_row, and_(several, *per_clause))), 3)
 
 
-def _has_cond(c: Clause, types: tuple[str, ...]) -> OwnerCond:
-    """_has: the resource is the target of a reference held by a matching source resource."""
+def _has_cond(c: Clause, types: tuple[str, ...], conn: Connection | None = None) -> OwnerCond:
+    """_has: the resource is the target of a reference held by a matching source resource.
+
+    The targets are collected first (a materialized CTE: O(matching sources)), except for Patients when
+    a page is read and the sources are many: then each Patient in order is checked in its own shard
+    (O(page)), see _has_per_patient.
+    """
     assert c.has is not None and c.chain is not None
     source, code = c.has
+    if types == ("Patient",) and conn is not None:
+        walk = _has_per_patient(c, source, code, conn)
+        if walk is not None:
+            return walk
     sources = _match_select((source,), [c.chain], owner=True)
     ref = _index_alias("reference")
     where = [
@@ -577,6 +634,86 @@ def _has_cond(c: Clause, types: tuple[str, ...]) -> OwnerCond:
     holders = found.cte().prefix_with("MATERIALIZED")
     keys = select(*holders.c)
     return OwnerCond(lambda own: own.key().in_(keys))
+
+
+HAS_PER_PATIENT_FROM = 2000  # matching sources from which _has checks Patient by Patient
+
+
+def _has_per_patient(c: Clause, source: str, code: str, conn: Connection) -> OwnerCond | None:
+    """_has on Patients as a check per Patient, when the matching sources are many.
+
+    A Patient matches when a source resource that meets the inner clause references it. Nearly always
+    that source lives under the Patient's own key (it is in the Patient's compartment): one seek of the
+    inner clause's index rows at (value, patient_key) and one probe of the reference finds it, in the
+    Patient's shard. The other holders (a reference to a Patient from a resource stored under another
+    patient's key) are in a small partial index and are checked exactly. Walking the Patients in order,
+    a page stops after a page's worth, whatever the number of sources; with few sources, collecting
+    the targets first is cheaper, hence the count (bounded) that chooses.
+    """
+    assert c.chain is not None
+    first = _plan((source,), [c.chain])
+    second = _plan((source,), [c.chain])
+    rows = [x for x in first if isinstance(x, RowCond)]
+    if not rows:
+        return None
+    driver = min(rows, key=lambda x: x.rank)
+    _, own_s, where_s, _ = _source((source,), first, driver)
+    many = select(func.count()).select_from(
+        select(own_s.pk).where(*where_s).limit(HAS_PER_PATIENT_FROM).subquery()
+    )
+    if conn.execute(many).scalar_one() < HAS_PER_PATIENT_FROM:
+        return None
+    driver2 = min((x for x in second if isinstance(x, RowCond)), key=lambda x: x.rank)
+    d, d2 = driver.alias, driver2.alias
+
+    def same_owner(a: FromClause, b: FromClause) -> list[ColumnElement[bool]]:
+        return [a.c.patient_key == b.c.patient_key, a.c.res_type == b.c.res_type, a.c.res_id == b.c.res_id]
+
+    def build(own: Own) -> ColumnElement[bool]:
+        outer = [own.src] if own.src is not None else []
+        ref = _index_alias("reference")
+        holds = (
+            select(literal(1))
+            .where(
+                *same_owner(ref, d),
+                ref.c.param == code,
+                ref.c.target_type == "Patient",
+                ref.c.target_id == own.id,
+            )
+            .correlate(d, *outer)  # two levels down: name them, or own's table would join here afresh
+            .offset(0)  # OFFSET keeps the EXISTS a per-row check (it is not turned into a hash of all rows)
+            .exists()
+        )
+        in_shard = (
+            select(literal(1))
+            .where(
+                driver.cond,
+                d.c.patient_key == own.pk,
+                *(x.on(_own(d)) for x in first if x is not driver),
+                holds,
+            )
+            .correlate(*outer)
+            .offset(0)
+            .exists()
+        )
+        ref2 = _index_alias("reference")
+        meets = (
+            select(literal(1))
+            .where(driver2.cond, *same_owner(d2, ref2), *(x.on(_own(d2)) for x in second if x is not driver2))
+            .correlate(ref2)
+            .offset(0)
+            .exists()
+        )
+        foreign = select(ref2.c.target_id, ref2.c.target_type, ref2.c.target_id.label("id")).where(
+            ref2.c.target_type == "Patient",
+            ref2.c.patient_key != ref2.c.target_id,
+            ref2.c.res_type == source,
+            ref2.c.param == code,
+            meets,
+        )
+        return or_(in_shard, own.key().in_(foreign))
+
+    return OwnerCond(build)
 
 
 def _compartment_cond(types: tuple[str, ...], compartment: Compartment) -> Cond:
@@ -614,8 +751,7 @@ def _source(
 ) -> tuple[FromClause, Own, list[ColumnElement[bool]], bool]:
     """FROM, owner columns and WHERE of the matches, and whether an owner may occur on several rows."""
     if driver is None:
-        rows = sorted((c for c in conds if isinstance(c, RowCond)), key=lambda c: c.rank)
-        driver = rows[0] if rows else None
+        driver = _driver(conds)
     if driver is None:
         r = _alias(resource)
         own = _own(r, is_resource=True)
@@ -632,8 +768,9 @@ def _match_select(types: tuple[str, ...], clauses: Sequence[Clause], *, owner: b
     return select(*cols).where(*where)
 
 
-def _conds(query: ParsedQuery, compartment: Compartment | None) -> list[Cond]:
-    conds = _plan(query.types, query.clauses)
+def _conds(query: ParsedQuery, compartment: Compartment | None, conn: Connection | None = None) -> list[Cond]:
+    """The conditions of a query; `conn` lets _has look at the data to choose its plan (pages only)."""
+    conds = _plan(query.types, query.clauses, conn)
     if compartment is not None:
         conds.append(_compartment_cond(query.types, compartment))
     return conds
@@ -740,8 +877,9 @@ KEY_COLUMNS = ("patient_key", "res_type", "res_id")
 class KeyQuery:
     """A key query, the order of its columns (label, descending, nulls last) and its kind of position.
 
-    kind: "default" (positions (res_type, res_id)), "date" ((0, value, res_type, res_id)), "missing"
-    ((1, None, res_type, res_id): the resources without a value of the date sort), "general" (none).
+    kind: "default" (positions (patient_key, res_type, res_id)), "date" ((0, value, patient_key, res_type,
+    res_id)), "missing" ((1, None, patient_key, res_type, res_id): the resources without a value of the
+    date sort), "general" (none).
     """
 
     stmt: Select[Any]
@@ -751,12 +889,23 @@ class KeyQuery:
     def position(self, row: Any) -> tuple[Any, ...] | None:
         """The position of a row of the page statement."""
         if self.kind == "default":
-            return (row[1], row[2])
+            return (row[0], row[1], row[2])
         if self.kind == "date":
-            return (0, row[4], row[1], row[2])
+            return (0, row[4], row[0], row[1], row[2])
         if self.kind == "missing":
-            return (1, None, row[1], row[2])
+            return (1, None, row[0], row[1], row[2])
         return None
+
+
+def _key_order(own: Own, types: tuple[str, ...]) -> list[ColumnElement[Any]]:
+    """The default order, (patient_key, res_type, res_id): the order of the index rows after the value.
+
+    A Patient's patient_key is its id, so Patients read from `resource` are ordered by id alone, which
+    the (res_type, res_id) index gives (the same order).
+    """
+    if own.row is not None and types == ("Patient",):
+        return [own.id]
+    return [own.pk, own.type, own.id]
 
 
 def _keys(
@@ -769,23 +918,72 @@ def _keys(
     limit: int,
     kind: str = "default",
 ) -> KeyQuery:
-    """Matches in (res_type, res_id) order, all ascending or all descending."""
+    """Matches in the default order, all ascending or all descending; positions (pk, type, id)."""
+    driver = _driver(conds)
+    if driver is not None and driver.branches:
+        return _merged_keys(
+            types, conds, driver, desc=desc, position=position, offset=offset, limit=limit, kind=kind
+        )
     _, own, where, several = _source(types, conds)
+    order = _key_order(own, types)
     if position is not None:
-        if len(types) == 1:
-            where.append(_after([own.id], [position[1]], desc))
-        else:
-            where.append(_after([own.type, own.id], list(position), desc))
+        values = [position[2]] if len(order) == 1 else list(position)
+        where.append(_after(order, values, desc))
     stmt = select(own.pk.label("patient_key"), own.type.label("res_type"), own.id.label("res_id")).where(
         *where
     )
     if several:
-        stmt = stmt.group_by(own.type, own.id, own.pk)
-    # patient_key last, in the same direction: the GROUP BY then uses the index order as it is.
-    stmt = stmt.order_by(_direction(own.type, desc), _direction(own.id, desc), _direction(own.pk, desc))
-    return KeyQuery(
-        stmt.offset(offset or None).limit(limit), (("res_type", desc, False), ("res_id", desc, False)), kind
+        stmt = stmt.group_by(own.pk, own.type, own.id)
+    stmt = stmt.order_by(*(_direction(col, desc) for col in order))
+    spec = tuple((name, desc, False) for name in ("patient_key", "res_type", "res_id"))
+    if len(order) == 1:
+        spec = (("res_id", desc, False),)
+    return KeyQuery(stmt.offset(offset or None).limit(limit), spec, kind)
+
+
+def _merged_keys(
+    types: tuple[str, ...],
+    conds: Sequence[Cond],
+    driver: RowCond,
+    *,
+    desc: bool,
+    position: tuple[Any, ...] | None,
+    offset: int,
+    limit: int,
+    kind: str,
+) -> KeyQuery:
+    """_keys for a driver with branches: each branch's first rows in order, merged (UNION ALL)."""
+    others = [c for c in conds if c is not driver]
+    parts = []
+    for branch in driver.branches:
+        _, own, where, _ = _source(types, others, branch)
+        order = [own.pk, own.type, own.id]
+        if position is not None:
+            where.append(_after(order, list(position), desc))
+        part = (
+            select(own.pk.label("patient_key"), own.type.label("res_type"), own.id.label("res_id"))
+            .where(*where)
+            .order_by(*(_direction(col, desc) for col in order))
+            .limit(offset + limit)
+        )
+        parts.append(select(*part.subquery().c))
+    merged = union_all(*parts).subquery()
+    cols = [merged.c.patient_key, merged.c.res_type, merged.c.res_id]
+    stmt = (
+        select(*cols)
+        .group_by(*cols)
+        .order_by(*(_direction(col, desc) for col in cols))
+        .offset(offset or None)
+        .limit(limit)
     )
+    spec = tuple((name, desc, False) for name in KEY_COLUMNS)
+    return KeyQuery(stmt, spec, kind)
+
+
+def _driver(conds: Sequence[Cond]) -> RowCond | None:
+    """The condition whose index rows a key query reads (the lowest rank)."""
+    rows = [c for c in conds if isinstance(c, RowCond)]
+    return min(rows, key=lambda c: c.rank) if rows else None
 
 
 def _date_keys(
@@ -798,10 +996,10 @@ def _date_keys(
     position: tuple[Any, ...] | None,
     limit: int,
 ) -> KeyQuery:
-    """Resources with a value of date parameter `code`, by their envelope end (then type and id).
+    """Resources with a value of date parameter `code`, by their envelope end, then (pk, type, id).
 
     The key is env_low for an ascending sort and env_high for a descending one (the smallest and the
-    largest value); `desc` is the direction this statement reads in.
+    largest value); `desc` is the direction this statement reads in; positions (value, pk, type, id).
     """
     driver = next((c for c in conds if isinstance(c, RowCond) and c.table == "date" and c.code == code), None)
     if driver is None:
@@ -809,26 +1007,20 @@ def _date_keys(
         driver = RowCond("date", code, t, and_(t.c.param == code, _in_types(t.c.res_type, types)), 3)
     _, own, where, _ = _source(types, conds, driver)
     value = driver.alias.c.env_high if sort_desc else driver.alias.c.env_low
+    order = [value, own.pk, own.type, own.id]
     if position is not None:
-        if len(types) == 1:
-            where.append(_after([value, own.id], [position[0], position[2]], desc))
-        else:
-            where.append(_after([value, own.type, own.id], list(position), desc))
+        where.append(_after(order, list(position), desc))
     stmt = (
         select(
             own.pk.label("patient_key"), own.type.label("res_type"), own.id.label("res_id"), value.label("s")
         )
         .where(*where)
-        .group_by(value, own.type, own.id, own.pk)
-        .order_by(
-            _direction(value, desc),
-            _direction(own.type, desc),
-            _direction(own.id, desc),
-            _direction(own.pk, desc),
-        )
+        .group_by(*order)
+        .order_by(*(_direction(col, desc) for col in order))
         .limit(limit)
     )
-    return KeyQuery(stmt, (("s", desc, False), ("res_type", desc, False), ("res_id", desc, False)), "date")
+    spec = tuple((name, desc, False) for name in ("s", "patient_key", "res_type", "res_id"))
+    return KeyQuery(stmt, spec, "date")
 
 
 def _without_date(types: tuple[str, ...], conds: Sequence[Cond], code: str) -> list[Cond] | None:
@@ -850,15 +1042,17 @@ def _general_keys(
     stmt = select(own.pk.label("patient_key"), own.type.label("res_type"), own.id.label("res_id"), *labels)
     stmt = stmt.where(*where)
     if several:
-        stmt = stmt.group_by(own.type, own.id, own.pk)
+        stmt = stmt.group_by(own.pk, own.type, own.id)
     directions = [d for _, d in order.keys]
     stmt = stmt.order_by(
         *(_direction(label, d).nulls_last() for label, d in zip(labels, directions, strict=True)),
+        own.pk.asc(),
         own.type.asc(),
         own.id.asc(),
     )
     spec = (
         *tuple((f"s{i}", d, True) for i, d in enumerate(directions)),
+        ("patient_key", False, False),
         ("res_type", False, False),
         ("res_id", False, False),
     )
@@ -924,11 +1118,12 @@ def fetch_page(
 ) -> PageResult:
     """Run the page: `limit` matches after (or before) a position, or from an offset.
 
-    A position is (res_type, res_id) for the default order and (segment, value, res_type, res_id) for a
-    date sort (segment 1, resources without a value, has value None); positions come from earlier pages.
+    A position is (patient_key, res_type, res_id) for the default order and (segment, value, patient_key,
+    res_type, res_id) for a date sort (segment 1, the resources without a value, has value None);
+    positions come from earlier pages.
     """
     order = order_of(query)
-    conds = _conds(query, compartment)
+    conds = _conds(query, compartment, conn if order.kind == "default" else None)
     types = query.types
     backward = before is not None
     position = before if backward else after
@@ -944,7 +1139,7 @@ def fetch_page(
             general=True,
         )
     if order.kind == "default":
-        if position is not None and (len(position) != 2 or position[0] not in types):
+        if position is not None and (len(position) != 3 or position[1] not in types):
             raise BadRequest("The paging position does not belong to this search", expression="_page")
         return _run(
             conn,
@@ -982,9 +1177,9 @@ def fetch_page(
 
 def _date_position(position: tuple[Any, ...], types: tuple[str, ...]) -> int:
     ok = (
-        len(position) == 4
+        len(position) == 5
         and position[0] in (0, 1)
-        and position[2] in types
+        and position[3] in types
         and (isinstance(position[1], int) if position[0] == 0 else position[1] is None)
     )
     if not ok:

@@ -1,9 +1,11 @@
 """Search at scale: covering indexes in (type, id) order, the date envelope, prefix and id lookups.
 
-- resource (res_type, res_id, patient_key): _id and _has lookups without the patient, the default order;
-- idx_token hash indexes and idx_reference target index end with (res_type, res_id, patient_key), so that
-  a search reads its matches in (type, id) order from the index alone and stops at the page size; the
-  idx_reference owner index also holds (param, target_type, target_id), for _has and _include;
+- resource (res_type, res_id, patient_key): _id and _has lookups without the patient;
+- idx_token hash indexes and idx_reference target index end with (patient_key, res_type, res_id), so that
+  a search reads its matches in the default order from the index alone and stops at the page size, and
+  finds one patient's matches in one seek; the idx_reference owner index also holds (param,
+  target_type, target_id), for _has and _include; a partial index holds the references to a Patient
+  stored under another patient's key (the few that _has cannot look up in the holder's own shard);
 - idx_string value index with text_pattern_ops on PostgreSQL (prefix LIKE whatever the collation);
 - idx_date env_low/env_high: the envelope of all values of a resource's parameter (filled here from the
   existing rows), with B-tree indexes for date sorts and one-sided ranges and, on PostgreSQL, a GiST
@@ -27,7 +29,7 @@ down_revision = "0005"
 branch_labels = None
 depends_on = None
 
-_OWNER = ["res_type", "res_id", "patient_key"]
+_ORDER = ["patient_key", "res_type", "res_id"]  # the default order of search results
 
 # The envelope of each (resource, parameter): the smallest and largest end of all its rows.
 _FILL_ENVELOPE = """
@@ -60,16 +62,24 @@ def upgrade() -> None:
         op.alter_column("idx_date", "env_low", nullable=False)
         op.alter_column("idx_date", "env_high", nullable=False)
 
-    op.create_index("ix_resource_type_id", "resource", _OWNER)
+    op.create_index("ix_resource_type_id", "resource", ["res_type", "res_id", "patient_key"])
     op.drop_index("ix_idx_token_code", table_name="idx_token")
-    op.create_index("ix_idx_token_code", "idx_token", ["hash_code", *_OWNER])
+    op.create_index("ix_idx_token_code", "idx_token", ["hash_code", *_ORDER])
     op.drop_index("ix_idx_token_sys_code", table_name="idx_token")
-    op.create_index("ix_idx_token_sys_code", "idx_token", ["hash_sys_code", *_OWNER])
+    op.create_index("ix_idx_token_sys_code", "idx_token", ["hash_sys_code", *_ORDER])
     op.drop_index("ix_idx_reference_target", table_name="idx_reference")
     op.create_index(
         "ix_idx_reference_target",
         "idx_reference",
-        ["target_id", "res_type", "param", "target_type", "res_id", "patient_key"],
+        ["target_id", "res_type", "param", "target_type", "patient_key", "res_id"],
+    )
+    foreign = sa.text("target_type = 'Patient' AND patient_key <> target_id")
+    op.create_index(
+        "ix_idx_reference_foreign_patient",
+        "idx_reference",
+        ["res_type", "param", "patient_key", "res_id", "target_id"],
+        postgresql_where=foreign,
+        sqlite_where=foreign,
     )
     op.drop_index("ix_idx_reference_owner", table_name="idx_reference")
     op.create_index(
@@ -85,10 +95,10 @@ def upgrade() -> None:
         postgresql_ops={"value_norm": "text_pattern_ops"},
     )
     op.create_index(
-        "ix_idx_date_env_low", "idx_date", ["res_type", "param", "env_low", "res_id", "patient_key"]
+        "ix_idx_date_env_low", "idx_date", ["res_type", "param", "env_low", "patient_key", "res_id"]
     )
     op.create_index(
-        "ix_idx_date_env_high", "idx_date", ["res_type", "param", "env_high", "res_id", "patient_key"]
+        "ix_idx_date_env_high", "idx_date", ["res_type", "param", "env_high", "patient_key", "res_id"]
     )
     if pg:
         op.execute("CREATE EXTENSION IF NOT EXISTS btree_gist")
@@ -108,6 +118,7 @@ def downgrade() -> None:
     op.drop_index("ix_idx_date_env_low", table_name="idx_date")
     op.drop_index("ix_idx_string_value", table_name="idx_string")
     op.create_index("ix_idx_string_value", "idx_string", ["res_type", "param", "value_norm"])
+    op.drop_index("ix_idx_reference_foreign_patient", table_name="idx_reference")
     op.drop_index("ix_idx_reference_target", table_name="idx_reference")
     op.create_index("ix_idx_reference_target", "idx_reference", ["target_id", "res_type", "param"])
     op.drop_index("ix_idx_reference_owner", table_name="idx_reference")
