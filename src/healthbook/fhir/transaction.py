@@ -161,6 +161,8 @@ class _OnConnection:
             queue.flush(self.conn)
         yield self.conn
 
+    read = snapshot  # a single-statement search reads on the same connection too
+
 
 class BundleProcessor:
     """Runs transaction and batch bundles against the FHIR and search services."""
