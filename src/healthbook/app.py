@@ -13,12 +13,14 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from healthbook import __version__
+from healthbook.access.policy import RecordPolicy
+from healthbook.access.service import AccessService
 from healthbook.auth.devidp.router import router as dev_idp_router
 from healthbook.auth.devidp.service import DevIdentityProvider
 from healthbook.auth.devidp.users import load_directory
 from healthbook.auth.router import router as auth_router
 from healthbook.auth.service import AuthService
-from healthbook.auth.subject import ANONYMOUS, Caller, OpenPolicy
+from healthbook.auth.subject import ANONYMOUS, Caller
 from healthbook.auth.tokens import Authenticator, KeysUnavailable, MissingToken, TokenRejected
 from healthbook.config import Settings, get_settings
 from healthbook.db.dialect import is_statement_timeout
@@ -46,15 +48,22 @@ log = logging.getLogger("healthbook")
 def build_services(settings: Settings, db: Database | None = None) -> Services:
     """Wire the database, the services and their hooks (shared by the API and the CLI)."""
     database = db or Database(settings)
-    policy = OpenPolicy()
+    policy = RecordPolicy(auth_required=settings.auth == "required")
     fhir = FhirService(database, policy)
     search = SearchService(database, policy, settings)
     fhir.write_hooks.append(search.index_hook)
     fhir.matcher = search.match
+    access = AccessService(fhir, policy, break_glass_hours=settings.break_glass_hours)
+    access.install()
     identity = IdentityService(fhir, policy)
     identity.install()
     return Services(
-        settings=settings, fhir=fhir, search=search, bulk=BulkService(fhir, settings), identity=identity
+        settings=settings,
+        fhir=fhir,
+        search=search,
+        bulk=BulkService(fhir, settings),
+        identity=identity,
+        access=access,
     )
 
 

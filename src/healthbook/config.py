@@ -126,6 +126,8 @@ class Settings(BaseSettings):
     # required: a request to /fhir without a valid token is refused with 401 (metadata and
     # .well-known excepted).
     auth: Literal["off", "required"] = "off"
+    # How long an emergency (break-glass) access lasts, in hours.
+    break_glass_hours: float = Field(default=24.0, gt=0, le=72)
     # Trusted OpenID Connect issuers (see IssuerSettings).
     oidc_issuers: Annotated[list[IssuerSettings], NoDecode] = Field(default_factory=list)
     # The `aud` every access token must carry: this server's identifier at the issuers.

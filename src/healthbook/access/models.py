@@ -15,9 +15,13 @@ access_grant = Table(
     metadata,
     Column("patient_key", String(100), primary_key=True),
     Column("grantee", String(200), primary_key=True),  # cccd:<12 digits> | facility:<code> | subject:<hash>
-    Column("grant_id", String(200), primary_key=True),  # self | guardian:<id> | encounter | consent:<id> | ...
+    Column(
+        "grant_id", String(200), primary_key=True
+    ),  # self | guardian:<id> | encounter | consent:<id> | ...
     Column("res_type", String(64), primary_key=True),  # '*' or one resource type
-    Column("sees_hidden", Boolean, nullable=False),  # also what the citizen hid (own book, guardian, emergency)
+    Column(
+        "sees_hidden", Boolean, nullable=False
+    ),  # also what the citizen hid (own book, guardian, emergency)
     Column("valid_from", BigInteger, nullable=True),  # microseconds since the epoch; NULL = always
     Column("valid_to", BigInteger, nullable=True),
     Column("data_from", BigInteger, nullable=True),  # only data dated in this range (consent dataPeriod)

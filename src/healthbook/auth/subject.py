@@ -4,10 +4,19 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from enum import StrEnum
-from typing import Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from healthbook.auth.scopes import EMPTY, ScopeSet
 from healthbook.errors import Forbidden
+
+if TYPE_CHECKING:
+    from collections.abc import Callable
+
+    from sqlalchemy import ColumnElement
+    from sqlalchemy.engine import Connection
+
+    # A condition on the owner columns (healthbook.fhir.search.sql.Own) of any statement over resources.
+    Condition = Callable[[Any], ColumnElement[bool]]
 
 ANONYMOUS = "anonymous"
 
@@ -55,10 +64,13 @@ class Caller:
 
 
 class AccessPolicy(Protocol):
-    """Decides whether a caller may perform an interaction on a resource type."""
+    """Decides whether a caller may perform an interaction on a resource type, and what it may see."""
 
     def check(self, caller: Caller | None, interaction: str, res_type: str | None) -> None:
         """Raise Forbidden unless allowed."""
+
+    def condition(self, conn: Connection, caller: Caller) -> Condition | None:
+        """The records this caller may see, as a condition on owner columns; None when it sees everything."""
 
 
 class OpenPolicy:
@@ -69,6 +81,10 @@ class OpenPolicy:
         if caller is None:
             raise Forbidden("No caller identity attached to the request")
 
+    def condition(self, conn: Connection, caller: Caller) -> Condition | None:
+        """Everything is visible."""
+        return None
+
 
 class SystemOnlyPolicy:
     """Grants every interaction to in-process system callers and nothing to anyone else."""
@@ -77,3 +93,7 @@ class SystemOnlyPolicy:
         """Deny unless the caller is a system caller."""
         if caller is None or "system" not in caller.roles:
             raise Forbidden(f"Not allowed to {interaction} {res_type or 'resources'}")
+
+    def condition(self, conn: Connection, caller: Caller) -> Condition | None:
+        """System callers see everything (check() has refused the others)."""
+        return None

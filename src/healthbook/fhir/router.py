@@ -44,6 +44,7 @@ from healthbook.fhir.transaction import BundleProcessor
 from healthbook.routing import RouteTable
 
 if TYPE_CHECKING:
+    from healthbook.access.service import AccessService
     from healthbook.identity.service import IdentityService
 
 
@@ -56,6 +57,7 @@ class Services:
     search: SearchService
     bulk: BulkService
     identity: IdentityService | None = None  # the domain package around the engine, wired by app.py
+    access: AccessService | None = None
 
 
 router = RouteTable()

@@ -22,6 +22,7 @@ from healthbook.errors import BadRequest, Gone, HealthbookError, NotFound, Preco
 from healthbook.fhir import compartment, jsonio
 from healthbook.fhir.hashing import hash63
 from healthbook.fhir.outcomes import Issue, has_errors
+from healthbook.fhir.search.sql import visible
 from healthbook.fhir.store import sql_repository as store
 from healthbook.fhir.store.sql_repository import StoredVersion
 from healthbook.fhir.timeutil import now_us, to_instant
@@ -36,6 +37,9 @@ WriteHook = Callable[[Connection, StoredVersion, dict[str, Any] | None, str | No
 BodyCheck = Callable[[dict[str, Any]], list[Issue]]
 # Runs in the write transaction before anything of the resource is written; raising refuses the write.
 PreWriteHook = Callable[[Connection, dict[str, Any], str], None]
+# Runs in the write transaction once the stored form is known: (connection, caller, patient_key of the new
+# content, new content or None for a deletion, current version or None); raising refuses the write.
+WriteGuard = Callable[[Connection, Caller, str, dict[str, Any] | None, StoredVersion | None], None]
 # Finds (patient_key, type, id) of current resources matching a search query string.
 Matcher = Callable[[Connection, str, str], list[tuple[str, str, str]]]
 
@@ -114,6 +118,7 @@ class FhirService:
         self.write_hooks: list[WriteHook] = []
         self.body_checks: list[BodyCheck] = []
         self.pre_write_hooks: list[PreWriteHook] = []
+        self.write_guards: list[WriteGuard] = []
         self.matcher: Matcher | None = None
 
     # ---- reads -------------------------------------------------------------------------------
@@ -125,6 +130,8 @@ class FhirService:
         check_id(res_id)
         with self.db.read() as conn:
             cur = self._current(conn, res_type, res_id)
+            if cur is not None and not self._visible(conn, caller, cur):
+                cur = None  # what the caller may not see answers as if it did not exist
         if cur is None:
             raise NotFound(f"{res_type}/{res_id} is not known")
         if cur.deleted:
@@ -140,11 +147,19 @@ class FhirService:
         with self.db.read() as conn:
             key = self._key_of(conn, res_type, res_id)
             ver = store.version(conn, key, res_type, res_id, version_id) if key else None
+            if ver is not None and not self._visible(conn, caller, ver):
+                ver = None
         if ver is None:
             raise NotFound(f"{res_type}/{res_id}/_history/{vid} is not known")
         if ver.deleted:
             raise Gone(f"{res_type}/{res_id} version {vid} is a deletion")
         return ver
+
+    def _visible(self, conn: Connection, caller: Caller, stored: StoredVersion) -> bool:
+        """Whether the caller may see this resource (its current state decides for every version)."""
+        condition = self.policy.condition(conn, caller)
+        key = (stored.patient_key, stored.res_type, stored.res_id)
+        return condition is None or bool(visible(conn, [key], condition))
 
     def _key_of(self, conn: Connection, res_type: str, res_id: str) -> str | None:
         if res_type == "Patient":
@@ -173,10 +188,12 @@ class FhirService:
                     raise PreconditionFailed(f"If-None-Exist matched {len(found)} resources")
                 if found:
                     existing = store.current(conn, *found[0])
+                    if existing is not None and not self._visible(conn, caller, existing):
+                        raise PreconditionFailed("If-None-Exist matched a record this caller may not see")
                     if existing is not None:
                         return WriteResult(existing, 200, warnings)
             res_id = str(uuid.uuid4())
-            stored = self._store(conn, resource, res_id, None, "POST")
+            stored = self._store(conn, caller, resource, res_id, None, "POST")
         return WriteResult(stored, 201, warnings)
 
     def update(
@@ -188,7 +205,7 @@ class FhirService:
         check_id(res_id)
         resource, warnings = self._checked_body(res_type, body, res_id)
         expected = parse_etag(if_match) if if_match is not None else None
-        return self._retry(lambda conn: self._put(conn, resource, res_id, expected, "PUT"), warnings)
+        return self._retry(lambda conn: self._put(conn, caller, resource, res_id, expected, "PUT"), warnings)
 
     def conditional_update(
         self, caller: Caller, res_type: str, query: str, body: Any, *, if_match: str | None = None
@@ -211,9 +228,9 @@ class FhirService:
                         f"Resource id '{body_id}' differs from the matching resource '{target}'",
                         expression=f"{res_type}.id",
                     )
-                return self._put(conn, resource, target, expected, "PUT")
+                return self._put(conn, caller, resource, target, expected, "PUT")
             new_id = body_id if isinstance(body_id, str) else str(uuid.uuid4())
-            return self._put(conn, resource, new_id, expected, "PUT")
+            return self._put(conn, caller, resource, new_id, expected, "PUT")
 
         return self._retry(run, warnings)
 
@@ -238,7 +255,7 @@ class FhirService:
             except (jsonpatch.JsonPatchException, jsonpointer.JsonPointerException, TypeError) as exc:
                 raise Unprocessable(f"JSON Patch cannot be applied: {exc}") from None
             resource, issues = self._checked_body(res_type, patched, res_id)
-            result = self._put(conn, resource, res_id, expected, "PATCH")
+            result = self._put(conn, caller, resource, res_id, expected, "PATCH")
             result.issues.extend(issues)
             return result
 
@@ -250,7 +267,7 @@ class FhirService:
         self.policy.check(caller, "delete", res_type)
         check_id(res_id)
         with self.db.write() as conn:
-            return self._delete(conn, res_type, res_id)
+            return self._delete(conn, caller, res_type, res_id)
 
     def conditional_delete(self, caller: Caller, res_type: str, query: str) -> StoredVersion | None:
         """DELETE with criteria: removes the single match; 412 when several match."""
@@ -260,7 +277,7 @@ class FhirService:
             found = self._match(conn, res_type, query, lock=True)
             if len(found) > 1:
                 raise PreconditionFailed(f"The conditional delete criteria matched {len(found)} resources")
-            return self._delete(conn, res_type, found[0][2]) if found else None
+            return self._delete(conn, caller, res_type, found[0][2]) if found else None
 
     # ---- internals ---------------------------------------------------------------------------
 
@@ -347,7 +364,13 @@ class FhirService:
         raise AssertionError("unreachable")
 
     def _put(
-        self, conn: Connection, resource: dict[str, Any], res_id: str, expected: int | None, method: str
+        self,
+        conn: Connection,
+        caller: Caller,
+        resource: dict[str, Any],
+        res_id: str,
+        expected: int | None,
+        method: str,
     ) -> WriteResult:
         res_type = resource["resourceType"]
         cur = self._current(conn, res_type, res_id, lock=True)
@@ -363,13 +386,15 @@ class FhirService:
             == _canonical(_strip_meta(jsonio.dumps({**resource, "id": res_id}).decode()))
         ):
             return WriteResult(cur, 200, changed=False)  # nothing changed: no new version
-        stored = self._store(conn, resource, res_id, cur, method)
+        stored = self._store(conn, caller, resource, res_id, cur, method)
         return WriteResult(stored, 201 if cur is None or cur.deleted else 200)
 
-    def _delete(self, conn: Connection, res_type: str, res_id: str) -> StoredVersion | None:
+    def _delete(self, conn: Connection, caller: Caller, res_type: str, res_id: str) -> StoredVersion | None:
         cur = self._current(conn, res_type, res_id, lock=True)
         if cur is None or cur.deleted:
             return None
+        for guard in self.write_guards:
+            guard(conn, caller, cur.patient_key, None, cur)
         ts = max(now_us(), cur.last_updated + 1)
         tomb = StoredVersion(cur.patient_key, res_type, res_id, cur.version_id + 1, ts, True, None, "DELETE")
         store.write(conn, tomb, is_new=False)
@@ -378,7 +403,13 @@ class FhirService:
         return tomb
 
     def _store(
-        self, conn: Connection, resource: dict[str, Any], res_id: str, cur: StoredVersion | None, method: str
+        self,
+        conn: Connection,
+        caller: Caller,
+        resource: dict[str, Any],
+        res_id: str,
+        cur: StoredVersion | None,
+        method: str,
     ) -> StoredVersion:
         res_type = resource["resourceType"]
         for pre in self.pre_write_hooks:
@@ -392,6 +423,8 @@ class FhirService:
         for key, value in resource.items():
             doc.setdefault(key, value)
         key = compartment.patient_key(doc)
+        for guard in self.write_guards:
+            guard(conn, caller, key, doc, cur)
         if cur is None:
             store.add_locator(conn, res_type, res_id, key)
         elif cur.patient_key != key:
@@ -439,7 +472,8 @@ def history(
     """History at instance, type or system level, newest first, in stable pages."""
     if res_type is not None:
         check_type(res_type)
-    service.policy.check(caller, "history", res_type)
+    level = "history-system" if res_type is None else "history-type" if res_id is None else "history-instance"
+    service.policy.check(caller, level, res_type)
     if res_id is not None:
         check_id(res_id)
     bound = until if until is not None else now_us()
@@ -448,7 +482,10 @@ def history(
         if res_type is not None and res_id is not None:
             # The locator, not the Patient shortcut of _key_of: an unknown Patient id must answer 404.
             key = store.locate(conn, res_type, res_id)
-            if key is None:
+            condition = service.policy.condition(conn, caller) if key is not None else None
+            if key is None or (
+                condition is not None and not visible(conn, [(key, res_type, res_id)], condition)
+            ):
                 raise NotFound(f"{res_type}/{res_id} is not known")
         args: dict[str, Any] = {
             "res_type": res_type,

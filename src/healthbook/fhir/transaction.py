@@ -211,7 +211,7 @@ class BundleProcessor:
         for attempt in range(2):
             try:
                 with self.fhir.db.write() as conn, batching(conn):
-                    self._run_transaction(conn, entries, base=base, prefer=prefer)
+                    self._run_transaction(conn, caller, entries, base=base, prefer=prefer)
                 return
             except IntegrityError:
                 if attempt == 1:
@@ -233,7 +233,9 @@ class BundleProcessor:
                     )
                 seen_target.add(key)
 
-    def _run_transaction(self, conn: Connection, entries: list[Entry], *, base: str, prefer: Prefer) -> None:
+    def _run_transaction(
+        self, conn: Connection, caller: Caller, entries: list[Entry], *, base: str, prefer: Prefer
+    ) -> None:
         ids: dict[str, str] = {}  # fullUrl -> Type/id
         for e in entries:
             try:
@@ -248,7 +250,7 @@ class BundleProcessor:
         self._rewrite_references(conn, entries, ids)
         for e in sorted(entries, key=lambda x: (ORDER[x.method], x.index)):
             try:
-                self._execute(conn, e, base=base, prefer=prefer)
+                self._execute(conn, caller, e, base=base, prefer=prefer)
             except HealthbookError as exc:
                 exc.issues = [_at_entry(i, e.index) for i in exc.issues]
                 raise
@@ -344,25 +346,27 @@ class BundleProcessor:
                     exc.issues = [_at_entry(i, e.index, ".resource") for i in exc.issues]
                     raise
 
-    def _execute(self, conn: Connection, e: Entry, *, base: str, prefer: Prefer) -> None:
+    def _execute(self, conn: Connection, caller: Caller, e: Entry, *, base: str, prefer: Prefer) -> None:
         fhir = self.fhir
         if e.method == "DELETE":
             if e.res_id is None:
                 e.response = {"status": "204 No Content"}
                 return
-            tomb = fhir._delete(conn, e.res_type, e.res_id)
+            tomb = fhir._delete(conn, caller, e.res_type, e.res_id)
             e.response = _response(tomb, 204, base, location=False) if tomb else {"status": "204 No Content"}
             return
         if e.method in ("GET", "HEAD"):
-            self._read_entry(conn, e, base=base, prefer=prefer)
+            self._read_entry(conn, caller, e, base=base, prefer=prefer)
             return
         if e.method == "POST" and e.response and e.response.pop("_existing", False):
             existing = fhir._current(conn, e.res_type, e.res_id or "")
+            if existing is not None and not fhir._visible(conn, caller, existing):
+                raise PreconditionFailed("ifNoneExist matched a record this caller may not see")
             e.response = _response(existing, 200, base)
             return
         assert e.res_id is not None
         if e.method == "PATCH":
-            result = self._patch(conn, e)
+            result = self._patch(conn, caller, e)
         else:
             resource = dict(e.resource)
             if e.method == "PUT" and resource.get("id") not in (None, e.res_id):
@@ -374,16 +378,16 @@ class BundleProcessor:
             resource["id"] = e.res_id
             body, _warnings = fhir._checked_body(e.res_type, resource, e.res_id)
             if e.method == "POST":
-                stored = fhir._store(conn, body, e.res_id, None, "POST")
+                stored = fhir._store(conn, caller, body, e.res_id, None, "POST")
                 result = WriteResult(stored, 201)
             else:
                 expected = parse_etag(e.if_match) if e.if_match else None
-                result = fhir._put(conn, body, e.res_id, expected, "PUT")
+                result = fhir._put(conn, caller, body, e.res_id, expected, "PUT")
         e.response = _response(result.stored, result.status, base)
         if prefer.return_ == "representation" and result.stored.content is not None:
             e.response["_resource"] = orjson.Fragment(result.stored.content)
 
-    def _patch(self, conn: Connection, e: Entry) -> WriteResult:
+    def _patch(self, conn: Connection, caller: Caller, e: Entry) -> WriteResult:
         """PATCH inside a bundle: a Binary whose data is a JSON Patch document."""
         res = e.resource
         if res.get("resourceType") != "Binary" or res.get("contentType") != "application/json-patch+json":
@@ -406,11 +410,13 @@ class BundleProcessor:
             raise BadRequest(f"JSON Patch cannot be applied: {exc}") from None
         body, _ = self.fhir._checked_body(e.res_type, patched, e.res_id)
         expected = parse_etag(e.if_match) if e.if_match else None
-        return self.fhir._put(conn, body, e.res_id or "", expected, "PATCH")
+        return self.fhir._put(conn, caller, body, e.res_id or "", expected, "PATCH")
 
-    def _read_entry(self, conn: Connection, e: Entry, *, base: str, prefer: Prefer) -> None:
+    def _read_entry(self, conn: Connection, caller: Caller, e: Entry, *, base: str, prefer: Prefer) -> None:
         if e.res_id is not None:
             cur = self.fhir._current(conn, e.res_type, e.res_id)
+            if cur is not None and not self.fhir._visible(conn, caller, cur):
+                cur = None
             if cur is None or cur.deleted or cur.content is None:
                 code = 410 if cur is not None else 404
                 e.response = {
@@ -428,7 +434,7 @@ class BundleProcessor:
         searcher = SearchService(
             cast(Database, _OnConnection(conn)), self.search.policy, self.search.settings
         )
-        body = searcher.search_bundle(Caller.system("bundle"), e.res_type, pairs, base=base, prefer=prefer)
+        body = searcher.search_bundle(caller, e.res_type, pairs, base=base, prefer=prefer)
         e.response = {"status": "200 OK", "_resource": orjson.Fragment(body)}
 
     # ---- batch -------------------------------------------------------------------------------
@@ -462,12 +468,12 @@ class BundleProcessor:
                     raise _fail(e.index, "PATCH needs Type/id", ".request.url")
                 self.fhir.policy.check(caller, "patch", e.res_type)
                 with self.fhir.db.write() as conn:
-                    result = self._patch(conn, e)
+                    result = self._patch(conn, caller, e)
             else:
                 check_type(e.res_type)
                 self.fhir.policy.check(caller, "read" if e.res_id else "search", e.res_type)
                 with self.fhir.db.read() as conn:
-                    self._read_entry(conn, e, base=base, prefer=prefer)
+                    self._read_entry(conn, caller, e, base=base, prefer=prefer)
                 return
             e.response = _response(result.stored, result.status, base)
             if prefer.return_ == "representation" and result.stored.content is not None:

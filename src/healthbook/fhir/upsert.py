@@ -39,9 +39,10 @@ def check(fhir: FhirService, resource: dict[str, Any]) -> tuple[dict[str, Any], 
 class Upsert:
     """Writes on one connection of an open batch; see upserting()."""
 
-    def __init__(self, fhir: FhirService, conn: Connection):
+    def __init__(self, fhir: FhirService, conn: Connection, caller: Caller):
         self.fhir = fhir
         self.conn = conn
+        self.caller = caller
 
     def existing(self, keys: Sequence[Key]) -> set[Key]:
         """Which of these logical ids were ever written (deleted ones included), queued writes counted."""
@@ -70,16 +71,16 @@ class Upsert:
         """
         res_id = body["id"]
         if not known:
-            self.fhir._store(self.conn, body, res_id, None, "PUT")
+            self.fhir._store(self.conn, self.caller, body, res_id, None, "PUT")
             return "created"
-        result = self.fhir._put(self.conn, body, res_id, None, "PUT")
+        result = self.fhir._put(self.conn, self.caller, body, res_id, None, "PUT")
         if not result.changed:
             return "unchanged"
         return "created" if result.status == 201 else "updated"
 
     def delete(self, res_type: str, res_id: str) -> bool:
         """Delete (a tombstone version); False when it did not exist or was deleted already."""
-        return self.fhir._delete(self.conn, res_type, res_id) is not None
+        return self.fhir._delete(self.conn, self.caller, res_type, res_id) is not None
 
 
 @contextmanager
@@ -87,4 +88,4 @@ def upserting(fhir: FhirService, caller: Caller) -> Iterator[Upsert]:
     """One write transaction with queued (bulk) writes; everything in the block commits or nothing does."""
     fhir.policy.check(caller, "import", None)
     with fhir.db.write() as conn, batching(conn, copy=True):
-        yield Upsert(fhir, conn)
+        yield Upsert(fhir, conn, caller)

@@ -149,8 +149,16 @@ def export_ndjson(
     r = resource.c
     with fhir.db.snapshot(unbounded=True) as conn:
         scope = _scope(conn, fhir, req)
+        condition = fhir.policy.condition(conn, caller)
+        own = sql.Own(resource.c.patient_key, resource.c.res_type, resource.c.res_id, resource, resource)
+        allowed = [] if condition is None else [condition(own)]
         for rtype in req.types:
-            conds: list[ColumnElement[bool]] = [r.res_type == rtype, r.deleted == false(), *scope(rtype)]
+            conds: list[ColumnElement[bool]] = [
+                r.res_type == rtype,
+                r.deleted == false(),
+                *scope(rtype),
+                *allowed,
+            ]
             if req.since_us is not None:
                 conds.append(r.last_updated >= req.since_us)
             queries = req.type_filters.get(rtype)

@@ -114,7 +114,11 @@ def _existing(conn: Connection, keys: list[tuple[str, str]]) -> set[tuple[str, s
 
 
 def _write_chunk(
-    fhir: FhirService, docs: list[tuple[Line, dict[str, Any]]], stats: ImportStats, sink: ErrorSink
+    fhir: FhirService,
+    caller: Caller,
+    docs: list[tuple[Line, dict[str, Any]]],
+    stats: ImportStats,
+    sink: ErrorSink,
 ) -> None:
     """One transaction: new resources are queued (COPY on PostgreSQL), known ones updated."""
     with fhir.db.write() as conn, batching(conn, copy=True):
@@ -131,7 +135,7 @@ def _write_chunk(
                 # Pre-write rules (one health book per personal ID number) refuse a line before any
                 # of it is written, so the rest of the chunk goes on.
                 if key in known:
-                    result = fhir._put(conn, body, key[1], None, "PUT")
+                    result = fhir._put(conn, caller, body, key[1], None, "PUT")
                     if not result.changed:
                         stats.unchanged += 1
                     elif result.status == 201:
@@ -139,7 +143,7 @@ def _write_chunk(
                     else:
                         stats.updated += 1
                 else:
-                    fhir._store(conn, body, key[1], None, "PUT")
+                    fhir._store(conn, caller, body, key[1], None, "PUT")
                     known.add(key)
                     stats.created += 1
             except HealthbookError as exc:
@@ -170,7 +174,7 @@ def import_lines(
         for attempt in range(2):
             snapshot = ImportStats(**{**stats.__dict__, "by_type": dict(stats.by_type)})
             try:
-                _write_chunk(fhir, pending, stats, errors)
+                _write_chunk(fhir, caller, pending, stats, errors)
                 break
             except IntegrityError:
                 # A concurrent writer created one of these ids; the retry takes it as an update.

@@ -17,6 +17,7 @@ from healthbook.errors import BadRequest, NotFound
 from healthbook.fhir import bundles
 from healthbook.fhir.compartment import member_params
 from healthbook.fhir.service import FhirService, check_id
+from healthbook.fhir.search.sql import visible
 from healthbook.fhir.store import sql_repository as store
 from healthbook.fhir.store.schema import INDEX_TABLES, resource
 from healthbook.fhir.timeutil import parse_instant_us
@@ -137,6 +138,13 @@ def everything(service: FhirService, caller: Caller, q: EverythingQuery) -> tupl
             for row in fetched:
                 if q.since_us is None or row[3] >= q.since_us:
                     rows[(row[1], row[2])] = row
+        condition = service.policy.condition(conn, caller)
+        if condition is not None:
+            seen = visible(conn, [(r[0], r[1], r[2]) for r in rows.values()], condition)
+            rows = {k: r for k, r in rows.items() if (r[0], r[1], r[2]) in seen}
+            for pid in q.patient_ids:
+                if ("Patient", pid) not in rows:
+                    raise NotFound(f"Patient/{pid} is not known")
     selected = [row for row in rows.values() if q.types is None or row[1] in q.types]
     # The patients first, then by type and id: a stable order for paging.
     selected.sort(key=lambda row: (row[1] != "Patient", row[1], row[2]))

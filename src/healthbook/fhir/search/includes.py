@@ -11,6 +11,7 @@ from sqlalchemy.engine import Connection
 from healthbook.db.dialect import keys_in
 from healthbook.errors import BadRequest
 from healthbook.fhir.search.registry import params_for
+from healthbook.fhir.search.sql import Own, access_conditions
 from healthbook.fhir.store.schema import INDEX_TABLES, resource, resource_locator
 from healthbook.fhir.validation import resource_types
 
@@ -56,8 +57,11 @@ Row = tuple[str, str, str, str | None]  # patient_key, type, id, content
 def _live(stmt_keys: Select[Any]) -> Select[Any]:
     """Live resources whose primary key is among the keys the statement selects."""
     r = resource
+    own = Own(r.c.patient_key, r.c.res_type, r.c.res_id, r, r)
     return select(r.c.patient_key, r.c.res_type, r.c.res_id, r.c.content).where(
-        tuple_(r.c.patient_key, r.c.res_type, r.c.res_id).in_(stmt_keys), r.c.deleted == false()
+        tuple_(r.c.patient_key, r.c.res_type, r.c.res_id).in_(stmt_keys),
+        r.c.deleted == false(),
+        *access_conditions(own),
     )
 
 

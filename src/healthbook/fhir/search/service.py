@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import base64
+from collections.abc import Iterator
+from contextlib import contextmanager
 from functools import cache
 from typing import Any
 from urllib.parse import parse_qsl
@@ -149,7 +151,7 @@ class SearchService:
         # One statement needs no snapshot: autocommit saves the BEGIN/COMMIT round trips.
         single = not (includes or revincludes) and total_mode in (None, "none") and order.kind != "date"
         try:
-            with self.db.read() if single else self.db.snapshot() as conn:
+            with self.db.read() if single else self.db.snapshot() as conn, self.restricted(conn, caller):
                 page = sql.PageResult([], None, None, False)
                 if count:
                     page = sql.fetch_page(
@@ -189,6 +191,12 @@ class SearchService:
             path = f"/{res_type}" if res_type else ""
         links = self._links(base, path, pairs, offset, count, page, after=after, before=before)
         return bundles.bundle("searchset", entries, links, total=total)
+
+    @contextmanager
+    def restricted(self, conn: Connection, caller: Caller) -> Iterator[None]:
+        """Statements built inside see only what the caller may see (access control)."""
+        with sql.restricted(self.policy.condition(conn, caller)):
+            yield
 
     def _total(
         self,

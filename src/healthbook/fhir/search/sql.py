@@ -45,7 +45,7 @@ from sqlalchemy import (
 from sqlalchemy.engine import Connection
 from sqlalchemy.sql.elements import UnaryExpression
 
-from healthbook.db.dialect import prefix_match, range_reaches
+from healthbook.db.dialect import keys_in, prefix_match, range_reaches
 from healthbook.errors import BadRequest
 from healthbook.fhir.hashing import hash63
 from healthbook.fhir.search.composite import composite_value_condition, composites_for
@@ -182,6 +182,27 @@ def _statement_set(fn: Callable[_P, _T]) -> Callable[_P, _T]:
             return fn(*args, **kwargs)
 
     return wrapper
+
+
+# What the caller may see, as a condition on owner columns (access control); None: everything. Every FROM
+# item of matches goes through _source, so chains, _has, counts and pages are filtered alike.
+_ACCESS: ContextVar[Callable[[Own], ColumnElement[bool]] | None] = ContextVar("search_access", default=None)
+
+
+@contextmanager
+def restricted(condition: Callable[[Own], ColumnElement[bool]] | None) -> Iterator[None]:
+    """Build and run the statements inside for a caller who sees only what `condition` admits."""
+    token = _ACCESS.set(condition)
+    try:
+        yield
+    finally:
+        _ACCESS.reset(token)
+
+
+def access_conditions(own: Own) -> list[ColumnElement[bool]]:
+    """The access condition on these owner columns, if the statement is built for a restricted caller."""
+    condition = _ACCESS.get()
+    return [] if condition is None else [condition(own)]
 
 
 def _index_alias(table_type: str) -> FromClause:
@@ -690,6 +711,7 @@ def _has_per_patient(c: Clause, source: str, code: str, conn: Connection) -> Own
                 driver.cond,
                 d.c.patient_key == own.pk,
                 *(x.on(_own(d)) for x in first if x is not driver),
+                *access_conditions(_own(d)),
                 holds,
             )
             .correlate(*outer)
@@ -699,7 +721,12 @@ def _has_per_patient(c: Clause, source: str, code: str, conn: Connection) -> Own
         ref2 = _index_alias("reference")
         meets = (
             select(literal(1))
-            .where(driver2.cond, *same_owner(d2, ref2), *(x.on(_own(d2)) for x in second if x is not driver2))
+            .where(
+                driver2.cond,
+                *same_owner(d2, ref2),
+                *(x.on(_own(d2)) for x in second if x is not driver2),
+                *access_conditions(_own(d2)),
+            )
             .correlate(ref2)
             .offset(0)
             .exists()
@@ -756,9 +783,10 @@ def _source(
         r = _alias(resource)
         own = _own(r, is_resource=True)
         where = [_in_types(r.c.res_type, types), r.c.deleted == false(), *(c.on(own) for c in conds)]
-        return r, own, where, False
+        return r, own, [*where, *access_conditions(own)], False
     own = _own(driver.alias)
-    return driver.alias, own, [driver.cond, *(c.on(own) for c in conds if c is not driver)], True
+    where = [driver.cond, *(c.on(own) for c in conds if c is not driver), *access_conditions(own)]
+    return driver.alias, own, where, True
 
 
 def _match_select(types: tuple[str, ...], clauses: Sequence[Clause], *, owner: bool) -> Select[Any]:
@@ -1268,3 +1296,22 @@ def where_clause(r: FromClause, query: ParsedQuery) -> ColumnElement[bool]:
     own = _own(r, is_resource=True)
     conds = _plan(query.types, query.clauses)
     return and_(_in_types(r.c.res_type, query.types), r.c.deleted == false(), *(c.on(own) for c in conds))
+
+
+def visible(
+    conn: Connection, keys: Sequence[Key], condition: Callable[[Own], ColumnElement[bool]] | None
+) -> set[Key]:
+    """Which of these resources (deleted ones included) a restricted caller may see; all when unrestricted."""
+    if condition is None:
+        return set(keys)
+    out: set[Key] = set()
+    r = resource
+    own = Own(r.c.patient_key, r.c.res_type, r.c.res_id, r, r)
+    unique = sorted(set(keys))
+    for start in range(0, len(unique), 500):
+        chunk = unique[start : start + 500]
+        stmt = select(r.c.patient_key, r.c.res_type, r.c.res_id).where(
+            keys_in(conn, [r.c.patient_key, r.c.res_type, r.c.res_id], chunk), condition(own)
+        )
+        out.update((x[0], x[1], x[2]) for x in conn.execute(stmt))
+    return out
