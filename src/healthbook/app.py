@@ -14,6 +14,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from healthbook import __version__
 from healthbook.access.policy import RecordPolicy
+from healthbook.access.router import router as access_router
 from healthbook.access.service import AccessService
 from healthbook.auth.devidp.router import router as dev_idp_router
 from healthbook.auth.devidp.service import DevIdentityProvider
@@ -40,6 +41,7 @@ from healthbook.identity.service import IdentityService
 from healthbook.imports.xml130.router import router as xml130_router
 from healthbook.reports.router import router as reports_router
 from healthbook.web.router import PREFIX as WEB_PREFIX
+from healthbook.web.session import session_token
 from healthbook.web.router import create_web_app
 
 log = logging.getLogger("healthbook")
@@ -111,9 +113,14 @@ class CallerMiddleware:
     async def _caller(self, scope: Scope, headers: dict[bytes, bytes]) -> Caller:
         raw = headers.get(b"authorization")
         authorization = raw.decode("latin-1") if raw is not None else None
+        path = scope.get("path", "")
+        if authorization is None and (path == WEB_PREFIX or path.startswith(WEB_PREFIX + "/")):
+            # The health-book pages (GET only) also take the token from the login cookie.
+            token = session_token(headers.get(b"cookie", b"").decode("latin-1"))
+            authorization = f"Bearer {token}" if token else None
         if self.authenticator is None:
             return Caller(subject=ANONYMOUS)
-        if _public(scope.get("path", "")):
+        if _public(path):
             if authorization is None:
                 return Caller(subject=ANONYMOUS)
             try:
@@ -203,6 +210,7 @@ def create_app(
     app.router.routes.extend(bulk_router.routes("/fhir"))
     app.router.routes.extend(xml130_router.routes("/fhir"))
     app.router.routes.extend(identity_router.routes("/fhir"))
+    app.router.routes.extend(access_router.routes("/fhir"))
     app.router.routes.extend(reports_router.routes("/fhir"))
     app.router.routes.extend(fhir_router.routes("/fhir"))
     # The citizen's health-book page (404 unless settings.book_pages is on).

@@ -12,7 +12,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from hashlib import sha256
 
-from sqlalchemy import ColumnElement, and_, exists, false, func, literal, or_, select
+from sqlalchemy import ColumnElement, and_, false, func, literal, or_, select
 
 from healthbook.access.models import access_grant, access_hidden
 from healthbook.auth.subject import Caller, Role

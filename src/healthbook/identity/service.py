@@ -164,7 +164,7 @@ class IdentityService:
 
     def match(self, caller: Caller, params: Any) -> dict[str, Any]:
         """Patient/$match: candidates for a Patient, best first, graded certain/probable/possible."""
-        self.policy.check(caller, "search", "Patient")
+        self.policy.check(caller, "identity", "Patient")
         doc, only_certain, count = _match_params(params)
         person = person_of(doc)
         found: dict[str, Match] = {}
@@ -220,13 +220,13 @@ class IdentityService:
 
     def duplicates(self, caller: Caller, res_id: str | None = None) -> list[repo.DuplicateRow]:
         """Open likely-duplicate flags (all, or those of one Patient)."""
-        self.policy.check(caller, "search", "Patient")
+        self.policy.check(caller, "identity", "Patient")
         with self.fhir.db.read() as conn:
             return repo.duplicates(conn, res_id=res_id)
 
     def not_duplicate(self, caller: Caller, a: str, b: str) -> None:
         """A person ruled two flagged records to be different citizens: the flag closes for good."""
-        self.policy.check(caller, "update", "Patient")
+        self.policy.check(caller, "identity", "Patient")
         with self.fhir.db.write() as conn:
             repo.set_duplicate_status(conn, a, b, "distinct")
 
@@ -236,7 +236,7 @@ class IdentityService:
         self, caller: Caller, source_id: str, target_id: str, *, preview: bool = False
     ) -> dict[str, Any]:
         """Move every compartment resource of `source` to `target`; source becomes replaced-by target."""
-        self.policy.check(caller, "update", "Patient")
+        self.policy.check(caller, "identity", "Patient")
         if source_id == target_id:
             raise BadRequest(
                 "Source and target are the same Patient / Hai hồ sơ là một", expression="source-patient"
@@ -271,7 +271,7 @@ class IdentityService:
 
     def unmerge(self, caller: Caller, merge_id: str) -> dict[str, Any]:
         """Undo a merge: the moved resources go back, both Patients are as before, numbers too."""
-        self.policy.check(caller, "update", "Patient")
+        self.policy.check(caller, "identity", "Patient")
         with self.fhir.db.write() as conn:
             row = repo.merge(conn, merge_id)
             if row is None:

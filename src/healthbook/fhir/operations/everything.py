@@ -16,8 +16,8 @@ from healthbook.auth.subject import Caller
 from healthbook.errors import BadRequest, NotFound
 from healthbook.fhir import bundles
 from healthbook.fhir.compartment import member_params
-from healthbook.fhir.service import FhirService, check_id
 from healthbook.fhir.search.sql import visible
+from healthbook.fhir.service import FhirService, check_id
 from healthbook.fhir.store import sql_repository as store
 from healthbook.fhir.store.schema import INDEX_TABLES, resource
 from healthbook.fhir.timeutil import parse_instant_us

@@ -86,6 +86,18 @@ class Xml130Importer:
             report.problems.append(exc.problem())
             return report
         report.macskcb = header.macskcb
+        if caller.authenticated and caller.facility != header.macskcb:
+            report.refused = True
+            report.problems.append(
+                error(
+                    "forbidden",
+                    "a facility imports only its own submissions: MACSKCB is not the caller's facility code",
+                    table="THONGTINDONVI",
+                    field="MACSKCB",
+                    value=header.macskcb,
+                )
+            )
+            return report
         report.problems.extend(header.problems)
         first_seen: dict[tuple[str, str], int] = {}
         try:
@@ -141,7 +153,9 @@ class Xml130Importer:
     def drain(self, caller: Caller) -> None:
         """Write the open chunk (its episodes' reports get their final status)."""
         chunk, self._chunk, self._in_chunk = self._chunk, [], set()
-        self._flush(caller, chunk)
+        # A facility's own file (checked per file above) is written whole: its Organizations,
+        # Practitioners and episodes are the file's, attributed to its MACSKCB.
+        self._flush(Caller.system("xml130") if caller.authenticated else caller, chunk)
 
     # ---- chunks --------------------------------------------------------------------------------------
 
