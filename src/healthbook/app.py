@@ -41,8 +41,8 @@ from healthbook.identity.service import IdentityService
 from healthbook.imports.xml130.router import router as xml130_router
 from healthbook.reports.router import router as reports_router
 from healthbook.web.router import PREFIX as WEB_PREFIX
-from healthbook.web.session import session_token
 from healthbook.web.router import create_web_app
+from healthbook.web.session import session_token
 
 log = logging.getLogger("healthbook")
 
@@ -214,7 +214,7 @@ def create_app(
     app.router.routes.extend(reports_router.routes("/fhir"))
     app.router.routes.extend(fhir_router.routes("/fhir"))
     # The citizen's health-book page (404 unless settings.book_pages is on).
-    app.mount(WEB_PREFIX, create_web_app(services))
+    app.mount(WEB_PREFIX, create_web_app(services, auth))
 
     @app.get("/")
     async def root() -> JSONResponse:

@@ -4,20 +4,26 @@ from __future__ import annotations
 
 import datetime as dt
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+from sqlalchemy import delete, select
 from sqlalchemy.engine import Connection
 
 from healthbook.access import grants
 from healthbook.access import repository as repo
 from healthbook.access.guard import WriteGuard
+from healthbook.access.models import access_grant, access_hidden
 from healthbook.access.policy import RecordPolicy
 from healthbook.access.view import grantees, subject_key
 from healthbook.auth.subject import Caller, Role
+from healthbook.db.dialect import prefix_match
 from healthbook.errors import BadRequest, Forbidden, NotFound
+from healthbook.fhir import jsonio
 from healthbook.fhir.service import FhirService, check_id
 from healthbook.fhir.store import sql_repository as store
+from healthbook.fhir.store.sql_repository import StoredVersion
 from healthbook.fhir.timeutil import now_us, to_instant
 from healthbook.identity.systems import FACILITY_CODE as _FACILITY_SYSTEM
 
@@ -25,6 +31,8 @@ BREAK_GLASS_HOURS = 24
 MAX_REASON = 500
 _NOTICE = "http://terminology.hl7.org/CodeSystem/communication-category"
 _INTERNAL = Caller.system("access")
+# Records that make grants, in an order where what a record needs is there already.
+REBUILT_TYPES = ("Patient", "RelatedPerson", "Encounter", "Consent")
 
 
 @dataclass(frozen=True, slots=True)
@@ -52,6 +60,33 @@ class AccessService:
         self.fhir.write_hooks.append(grants.on_write)
         self.fhir.pre_write_hooks.append(grants.check_consent)
         self.fhir.write_guards.append(WriteGuard(self.policy))
+
+    def has_grants(self) -> bool:
+        """Whether any grant is stored (a database from before access control has none)."""
+        with self.fhir.db.read() as conn:
+            return conn.execute(select(access_grant.c.patient_key).limit(1)).first() is not None
+
+    def rebuild(self, on_progress: Callable[[int], None] | None = None) -> int:
+        """Derive every grant and hiding afresh from the stored records (after an upgrade or a repair)."""
+        done = 0
+        with self.fhir.db.write() as conn:
+            conn.execute(delete(access_grant).where(~prefix_match(access_grant.c.grant_id, "break-glass:")))
+            conn.execute(delete(access_hidden))
+        for rtype in REBUILT_TYPES:
+            after = ""
+            while True:
+                with self.fhir.db.write() as conn:
+                    rows = store.live_of_type(conn, rtype, after, 500)
+                    for row in rows:
+                        version = StoredVersion(row[0], rtype, row[1], 1, row[2], False, row[3])
+                        grants.on_write(conn, version, jsonio.loads(row[3]), None)
+                if not rows:
+                    break
+                after = rows[-1][1]
+                done += len(rows)
+                if on_progress is not None:
+                    on_progress(done)
+        return done
 
     def audit_visible(self, caller: Caller, patient_keys: list[str]) -> list[str]:
         """Whose audit trail a caller may read: everyone's for system callers, else his or her own books."""

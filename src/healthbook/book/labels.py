@@ -167,6 +167,15 @@ _WORDS: dict[str, tuple[str, str]] = {
         "Máy chủ này chưa bật trang sổ sức khỏe (HEALTHBOOK_BOOK_PAGES) vì chưa có kiểm soát truy cập.",
         "This server does not serve health-book pages (HEALTHBOOK_BOOK_PAGES) until access control is in place.",
     ),
+    "p.login.title": ("Cần đăng nhập", "Please log in"),
+    "p.login.text": (
+        "Sổ sức khỏe chỉ mở cho người có quyền: hãy đăng nhập bằng định danh điện tử (VNeID).",
+        "Health books open only to those with the right to read them: log in with your digital identity (VNeID).",
+    ),
+    "p.login.link": ("Đăng nhập", "Log in"),
+    "p.mine.title": ("Sổ sức khỏe bạn được xem", "Health books you may view"),
+    "p.mine.none": ("Bạn chưa được xem sổ sức khỏe nào.", "There is no health book you may view."),
+    "p.logout": ("Đăng xuất", "Log out"),
     "p.403.title": ("Không có quyền xem sổ này", "Not allowed to view this book"),
     "p.403.text": (
         "Bạn không có quyền xem sổ sức khỏe này.",

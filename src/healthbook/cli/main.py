@@ -9,6 +9,7 @@ from rich.console import Console
 
 from healthbook.cli import bulk as bulk_commands
 from healthbook.cli import db as db_commands
+from healthbook.cli.access import access_app
 from healthbook.cli.quality import identity_app, quality_command
 from healthbook.cli.synth import synth_command
 from healthbook.cli.xml130 import xml130_command
@@ -23,6 +24,7 @@ app.add_typer(bulk_commands.export_app, name="export")
 app.command("synth")(synth_command)
 app.command("quality")(quality_command)
 app.add_typer(identity_app, name="identity")
+app.add_typer(access_app, name="access")
 console = Console()
 
 
@@ -92,6 +94,7 @@ def demo(
     os.environ.setdefault("HEALTHBOOK_BOOK_PAGES", "true")
     # The development identity provider with its demo users (never outside the demo: README "Authentication").
     os.environ.setdefault("HEALTHBOOK_DEV_IDP", "true")
+    os.environ.setdefault("HEALTHBOOK_AUTH", "required")  # the demo shows access control at work
     os.environ.setdefault("HEALTHBOOK_DEV_IDP_ISSUER", f"http://{host}:{port}/dev-idp")
     from healthbook.app import build_services
     from healthbook.db.migrate import ensure_current
@@ -118,20 +121,29 @@ def demo(
             )
         else:
             console.print(f"Reusing {url} (delete it to rebuild)")
+            if services.access is not None and not services.access.has_grants():
+                with console.status("Dựng lại quyền truy cập / deriving access grants"):
+                    services.access.rebuild()
         showcase = find_showcase(services.fhir, services.search)
     finally:
         services.fhir.db.dispose()
     base = f"http://{host}:{port}"
     console.print("\n[bold]Thử / try:[/bold]")
     console.print(f"  curl -s '{base}/fhir/metadata'")
-    console.print(f"  curl -s '{base}/fhir/Patient?name=nguyen&_count=5'")
+    # With access control on, the API wants a token: the demo login page (below) gives one per demo user.
+    curl = (
+        "curl -s -H 'Authorization: Bearer TOKEN'"
+        if os.environ["HEALTHBOOK_AUTH"] == "required"
+        else "curl -s"
+    )
+    console.print(f"  {curl} '{base}/fhir/Patient?name=nguyen&_count=5'")
     for person in showcase:
         console.print(f"\n  [bold]{person.name}[/bold], CCCD {person.cccd}: {person.why}")
         console.print(f"    {base}/so-suc-khoe/{person.cccd}")
-        console.print(f"    curl -s '{base}/fhir/Patient/{person.patient_id}/$summary'")
-        console.print(f"    curl -s '{base}/fhir/Patient/{person.patient_id}/$everything'")
+        console.print(f"    {curl} '{base}/fhir/Patient/{person.patient_id}/$summary'")
+        console.print(f"    {curl} '{base}/fhir/Patient/{person.patient_id}/$everything'")
     if os.environ.get("HEALTHBOOK_DEV_IDP", "").lower() in ("1", "true", "yes", "on"):
-        console.print("\n[bold]Đăng nhập / log in as a demo user:[/bold]")
-        console.print(f"  {base}/dev-idp")
+        console.print("\n[bold]Đăng nhập / log in as a demo user (then open the health books):[/bold]")
+        console.print(f"  {base}/dev-idp   →   {base}/so-suc-khoe/")
     console.print("")
     serve(host=host, port=port, workers=1)

@@ -13,11 +13,12 @@ from starlette.requests import Request
 from starlette.responses import HTMLResponse, Response
 from starlette.routing import Route
 
+from healthbook.auth.service import AuthService
 from healthbook.auth.subject import Caller
 from healthbook.book.labels import LANGS, Lang, lang_of, word
 from healthbook.errors import Forbidden
 from healthbook.fhir.router import Services
-from healthbook.web.service import book_by_personal_id
+from healthbook.web.service import book_by_personal_id, books_of
 from healthbook.web.view import book_view
 
 PREFIX = "/so-suc-khoe"
@@ -77,6 +78,8 @@ async def health_book(request: Request) -> Response:
     if not services.settings.book_pages:
         return _message(404, "off", lang)
     caller: Caller = request.state.caller
+    if _needs_login(services, caller):
+        return _login(request, lang)
     base = _fhir_base(request, services)
     personal_id = str(request.path_params["personal_id"])
     try:
@@ -91,17 +94,50 @@ async def health_book(request: Request) -> Response:
     return render("book.html", 200, lang, view=view)
 
 
+def _needs_login(services: Services, caller: Caller) -> bool:
+    return services.settings.auth == "required" and not caller.authenticated
+
+
+def _login(request: Request, lang: Lang) -> HTMLResponse:
+    """401 with the way to log in (the development provider's page when it is enabled)."""
+    auth: AuthService | None = request.app.state.auth
+    login = auth.dev_idp.issuer if auth is not None and auth.dev_idp is not None else None
+    return render("login.html", 401, lang, login=login)
+
+
+async def my_books(request: Request) -> Response:
+    """/so-suc-khoe/: the books the logged-in person may view (own, children's, named by consent)."""
+    lang = lang_of(request.query_params.get("lang"))
+    services = _services(request)
+    if not services.settings.book_pages:
+        return _message(404, "off", lang)
+    caller: Caller = request.state.caller
+    if _needs_login(services, caller):
+        return _login(request, lang)
+    try:
+        books = await run_in_threadpool(books_of, services, caller, PREFIX)
+    except Forbidden:
+        return _message(403, "403", lang)
+    auth: AuthService | None = request.app.state.auth
+    logout = f"{auth.dev_idp.issuer}/logout" if auth is not None and auth.dev_idp is not None else None
+    return render("mine.html", 200, lang, books=books, logout=logout)
+
+
 async def _not_found(request: Request, exc: Exception) -> Response:
     lang = lang_of(request.query_params.get("lang"))
     status = exc.status_code if isinstance(exc, HTTPException) else 404
     return _message(status if status in (404, 405) else 404, "404", lang)
 
 
-def create_web_app(services: Services) -> Starlette:
+def create_web_app(services: Services, auth: AuthService | None = None) -> Starlette:
     """The web UI, to be mounted at PREFIX."""
     app = Starlette(
-        routes=[Route("/{personal_id}", health_book, methods=["GET"])],
+        routes=[
+            Route("/", my_books, methods=["GET"]),
+            Route("/{personal_id}", health_book, methods=["GET"]),
+        ],
         exception_handlers={404: _not_found, 405: _not_found},
     )
     app.state.services = services
+    app.state.auth = auth
     return app

@@ -8,7 +8,7 @@ from typing import Any
 
 from healthbook.auth.subject import Caller
 from healthbook.errors import NotFound
-from healthbook.fhir.operations.summary import patients_with_identifier, summary_document
+from healthbook.fhir.operations.summary import patients_with_identifier, search_resources, summary_document
 from healthbook.fhir.router import Services
 from healthbook.identity.systems import CCCD
 
@@ -46,3 +46,36 @@ def book_by_personal_id(
     except NotFound:
         return None
     return FoundBook(document, str(chosen["id"]), several=len(survivors) > 1)
+
+
+@dataclass(frozen=True, slots=True)
+class BookLink:
+    """One health book the caller may open: whose, and where."""
+
+    name: str
+    born: str
+    href: str
+
+
+def books_of(services: Services, caller: Caller, prefix: str) -> list[BookLink]:
+    """The books (with a personal identification number) this caller may view, at most 50."""
+    found = search_resources(services.search, caller, "Patient", [("_count", "50"), ("_sort", "name")])
+    out = []
+    for patient in found:
+        cccd = next(
+            (
+                i.get("value")
+                for i in patient.get("identifier") or []
+                if isinstance(i, dict) and i.get("system") == CCCD and i.get("use") != "old"
+            ),
+            None,
+        )
+        if not isinstance(cccd, str) or _replaced(patient):
+            continue
+        names = patient.get("name") or [{}]
+        first = names[0] if isinstance(names, list) and names else {}
+        text = first.get("text") or " ".join([first.get("family", ""), *first.get("given", [])]).strip()
+        out.append(
+            BookLink(text or str(patient.get("id")), str(patient.get("birthDate", "")), f"{prefix}/{cccd}")
+        )
+    return out

@@ -29,6 +29,8 @@ from healthbook.auth.devidp.service import (
 )
 from healthbook.fhir.http import base_url
 from healthbook.routing import RouteTable
+from healthbook.web.session import PATH as WEB_PATH
+from healthbook.web.session import clear_session, set_session
 
 router = RouteTable()
 MAX_FORM_BYTES = 64 * 1024
@@ -92,9 +94,14 @@ _TOKEN = _env.from_string("""
 <p>Nội dung / claims:</p><pre>{{ claims }}</pre>
 <p>Thử / try:</p>
 {% for c in commands %}<pre>{{ c }}</pre>{% endfor %}
+<p><a href="{{ book }}">Mở sổ sức khỏe / Open the health books</a> (trình duyệt này đã đăng nhập /
+this browser is logged in)</p>
 <p><a href="{{ home }}">← người dùng khác / another user</a></p>
 """)
 
+_LOGGED_OUT = _env.from_string(
+    '<h1>Đã đăng xuất <small>/ Logged out</small></h1><p><a href="{{ home }}">Đăng nhập lại / log in again</a></p>'
+)
 _ERROR = _env.from_string("<h1>Yêu cầu không hợp lệ <small>/ Bad request</small></h1><p>{{ message }}</p>")
 
 
@@ -303,8 +310,21 @@ async def callback(request: Request) -> Response:
         claims=json.dumps(claims, ensure_ascii=False, indent=2),
         commands=commands,
         home=provider.issuer,
+        book=WEB_PATH + "/",
     )
-    return _page("Đã đăng nhập / Logged in", body)
+    page = _page("Đã đăng nhập / Logged in", body)
+    max_age = int(answer.get("expires_in") or 3600)
+    set_session(page, access, max_age, secure=request.url.scheme == "https")
+    return page
+
+
+@router.get("/logout")
+async def logout(request: Request) -> Response:
+    """Log this browser out of the health-book pages."""
+    provider = _provider(request)
+    page = _page("Đã đăng xuất / Logged out", _LOGGED_OUT.render(home=provider.issuer))
+    clear_session(page)
+    return page
 
 
 def _claims_of(token: str) -> dict[str, Any]:

@@ -42,7 +42,7 @@ class DemoUser:
     fhir_user: str | None = None
     facility: str | None = None
     province: str | None = None
-    scope: str = "openid fhirUser patient/*.rs"  # granted when the client asks for no resource scope
+    scope: str = "openid fhirUser patient/*.rs patient/Consent.cud"  # granted when none is asked for
 
     @property
     def subject(self) -> str:

@@ -37,9 +37,10 @@ DOCUMENTATION = (
 )
 
 
-def _search(
+def search_resources(
     search: SearchService, caller: Caller, rtype: str, pairs: list[tuple[str, str]]
 ) -> list[Resource]:
+    """The resources of one search page (matches and includes), parsed."""
     body = search.search_bundle(caller, rtype, pairs, base="", prefer=Prefer())
     bundle = jsonio.loads(body)
     return [e["resource"] for e in bundle.get("entry", []) if e.get("search", {}).get("mode") != "outcome"]
@@ -64,7 +65,7 @@ def _staff_roles(search: SearchService, caller: Caller, resources: Sequence[Reso
             ("_include", "PractitionerRole:organization"),
             ("_count", "1000"),
         ]
-        for res in _search(search, caller, "PractitionerRole", pairs):
+        for res in search_resources(search, caller, "PractitionerRole", pairs):
             key = (res["resourceType"], res["id"])
             if key not in have:
                 have.add(key)
@@ -103,7 +104,9 @@ def patients_with_identifier(
     """Live Patients carrying system|value, the surviving records first, then the most recently updated."""
     if any(c in part for part in (system, value) for c in "|,\\$"):
         return []  # search syntax (OR lists, escapes) must not widen the lookup
-    found = _search(search, caller, "Patient", [("identifier", f"{system}|{value}"), ("_count", "20")])
+    found = search_resources(
+        search, caller, "Patient", [("identifier", f"{system}|{value}"), ("_count", "20")]
+    )
     found.sort(key=lambda p: str((p.get("meta") or {}).get("lastUpdated", "")), reverse=True)
     found.sort(key=_replaced)  # stable: survivors first, each group newest first
     return found

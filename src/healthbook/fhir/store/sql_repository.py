@@ -246,6 +246,17 @@ def keys_of_patient(conn: Connection, patient_key: str) -> list[tuple[str, str]]
     return [(x[0], x[1]) for x in conn.execute(stmt.order_by(_r.res_type, _r.res_id))]
 
 
+def live_of_type(conn: Connection, res_type: str, after: str, limit: int) -> list[tuple[str, str, int, str]]:
+    """(patient_key, id, last_updated, content) of live resources of a type with id > after, in id order."""
+    stmt = (
+        select(_r.patient_key, _r.res_id, _r.last_updated, _r.content)
+        .where(_r.res_type == res_type, _r.res_id > after, _r.deleted == false())
+        .order_by(_r.res_id)
+        .limit(limit)
+    )
+    return [(x[0], x[1], x[2], x[3]) for x in conn.execute(stmt)]
+
+
 def referencing(conn: Connection, target_type: str, target_id: str) -> list[tuple[str, str, str]]:
     """(patient_key, type, id) of live resources whose indexed references point at one resource."""
     _flush_all(conn)
