@@ -199,7 +199,8 @@ def _consent(conn: Connection, stored: StoredVersion, doc: dict[str, Any] | None
                     )
                 )
     repo.put_grants(conn, rows)
-    hidden = list(rules.hidden)
+    # A consent that hides records is hidden with them: it names what it hides.
+    hidden = [*rules.hidden, ("Consent", stored.res_id)] if rules.hidden else []
     for rtype, rid in rules.hidden:
         if rtype == "Encounter":
             hidden += [
