@@ -203,7 +203,7 @@ def test_citizen_writes_only_own_consents(secured: tuple[TestClient, Services]) 
 
 
 def test_facility_writes_only_its_own_data(secured: tuple[TestClient, Services]) -> None:
-    client, services = secured
+    client, _ = secured
     hospital = as_("hospital")
     ok = pop.observation("h-ok", "citizen", "citizen-hospital", "85354-9")
     assert client.post("/fhir/Observation", json=ok, headers=hospital).status_code == 201
@@ -385,7 +385,7 @@ def test_a_consent_can_name_a_proxy(secured: tuple[TestClient, Services]) -> Non
 
 
 @pytest.mark.parametrize(
-    "provision, where",
+    ("provision", "where"),
     [
         ({"type": "permit"}, "Consent.provision.actor"),
         ({"type": "deny", "actor": [{"role": ROLE, "reference": {"reference": "Organization/hospital"}}]}, "Consent.provision.actor"),
