@@ -11,7 +11,7 @@ from healthbook.access.policy import RecordPolicy
 from healthbook.access.view import grantees, subject_key
 from healthbook.auth.scopes import parse_scopes
 from healthbook.auth.subject import Caller, Role
-from healthbook.errors import Forbidden, Unprocessable
+from healthbook.errors import Forbidden
 from healthbook.identity import systems
 
 PRIVACY = {
@@ -90,12 +90,17 @@ def test_consents_that_grant_nothing(doc: dict[str, Any]) -> None:
         ({"type": "permit", "actor": [{"reference": {"display": "someone"}}]}, "Consent.provision.actor[0].reference"),
         ({"type": "permit", "actor": [{"reference": FACILITY}], "data": [{"reference": {"reference": "Observation/1"}}]}, "Consent.provision.data"),
         ({"type": "deny", "data": [{"reference": {"reference": "http://x/Observation/1"}}]}, "Consent.provision.data[0].reference"),
+        ({"type": "permit", "actor": [{"reference": FACILITY}], "class": [{"system": "urn:x", "code": "y"}]}, "Consent.provision.class"),
     ],
 )  # fmt: skip
-def test_unsupported_consents_are_refused_with_the_path(provision: dict[str, Any], where: str) -> None:
-    with pytest.raises(Unprocessable) as err:
-        derive.consent_rules(consent(provision))
-    assert err.value.issues[0].expression == [where] or where in str(err.value.issues[0].expression)
+def test_what_cannot_be_enforced_grants_nothing_and_is_reported(
+    provision: dict[str, Any], where: str
+) -> None:
+    rules = derive.consent_rules(consent(provision))
+    assert rules.permits == () and rules.hidden == ()
+    assert [path for _, path in rules.unenforced] == [where]
+    warnings = derive.consent_warnings(consent(provision))
+    assert [(w.severity, w.expression) for w in warnings] == [("warning", where)]
 
 
 def test_guardians_are_parents_with_a_personal_id() -> None:

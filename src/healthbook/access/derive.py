@@ -13,7 +13,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from healthbook.errors import Unprocessable
+from healthbook.fhir.outcomes import Issue
 from healthbook.fhir.search.values import date_range
 from healthbook.identity import systems
 
@@ -63,10 +63,12 @@ class Permit:
 
 @dataclass(frozen=True, slots=True)
 class ConsentRules:
-    """What an active privacy consent does: the grants it makes and the records it hides."""
+    """What an active privacy consent does: the grants it makes, the records it hides, what it cannot do."""
 
     permits: tuple[Permit, ...] = ()
     hidden: tuple[tuple[str, str], ...] = ()  # (type, id) of the records the citizen hid
+    # (message, path) of provisions healthbook stores but does not enforce (returned as warnings)
+    unenforced: tuple[tuple[str, str], ...] = ()
 
 
 def identifier(resource: dict[str, Any], system: str) -> str | None:
@@ -141,29 +143,29 @@ def encounter_ids(doc: dict[str, Any]) -> list[str]:
     return ids
 
 
-def _actor(value: Any, path: str) -> Actor:
+ACTOR_KINDS = (
+    "a consent actor is enforced when it is a facility (Organization, or an identifier of system "
+    f"{systems.FACILITY_CODE}) or a person (Patient/RelatedPerson, or an identifier of system {systems.CCCD})"
+)
+
+
+def _actor(value: Any, path: str) -> Actor | None:
     ref, system, code = reference_of(value.get("reference") if isinstance(value, dict) else None)
     if system == systems.FACILITY_CODE and code:
         return Actor(facility=code, path=path)
     if system == systems.CCCD and code:
         return Actor(cccd=code, path=path)
-    if ref and ref.split("/", 1)[0] in ("Organization", "RelatedPerson", "Patient"):
+    if ref and ref.count("/") == 1 and ref.split("/", 1)[0] in ("Organization", "RelatedPerson", "Patient"):
         return Actor(reference=ref, path=path)
-    raise Unprocessable(
-        "A consent actor must be a facility (Organization, or identifier of system "
-        f"{systems.FACILITY_CODE}) or a person (Patient/RelatedPerson, or identifier of system {systems.CCCD})",
-        expression=f"{path}.reference",
-    )
+    return None
 
 
-def _types(provision: dict[str, Any], path: str) -> tuple[str, ...]:
+def _types(provision: dict[str, Any]) -> tuple[str, ...] | None:
+    """The resource types a provision's classes name; None when a class is not a resource type."""
     types = []
-    for n, c in enumerate(provision.get("class") or []):
+    for c in provision.get("class") or []:
         if not isinstance(c, dict) or c.get("system") not in (RESOURCE_TYPES_SYSTEM, None):
-            raise Unprocessable(
-                f"Consent classes name resource types (system {RESOURCE_TYPES_SYSTEM})",
-                expression=f"{path}.class[{n}]",
-            )
+            return None
         if isinstance(c.get("code"), str):
             types.append(c["code"])
     return tuple(sorted(set(types))) or ("*",)
@@ -187,10 +189,12 @@ def is_privacy_consent(consent: dict[str, Any]) -> bool:
 def consent_rules(consent: dict[str, Any]) -> ConsentRules:
     """The grants and hidings of a Consent; nothing unless it is an active privacy consent.
 
-    Supported shapes (anything else is refused rather than silently half-applied): a permit provision
-    naming actors (top level or nested), with optional class (resource types), period (validity),
-    dataPeriod (which data) and purpose; a deny provision naming records in `data` (hide them); a top-level
-    deny with neither actors nor data (the default, "deny unless permitted below").
+    Enforced: a permit provision naming actors (top level or nested), with optional class (resource types),
+    period (validity), dataPeriod (which data) and purpose; a deny provision naming records in `data`
+    (hide them); a deny without actors or data (the default, "deny unless permitted below"). Any other
+    provision (deny of named actors, permit of single records, classes that are not resource types, a
+    permit without actors) is stored but not enforced, and reported in `unenforced`: access stays denied
+    unless something else grants it, so an unenforced provision never opens anything.
     """
     if consent.get("status") != "active" or not is_privacy_consent(consent):
         return ConsentRules()
@@ -199,6 +203,7 @@ def consent_rules(consent: dict[str, Any]) -> ConsentRules:
         return ConsentRules()
     permits: list[Permit] = []
     hidden: list[tuple[str, str]] = []
+    unenforced: list[tuple[str, str]] = []
 
     def walk(provision: dict[str, Any], path: str, outer: tuple[int | None, int | None]) -> None:
         kind = provision.get("type", "permit" if path == "Consent.provision" else None)
@@ -209,44 +214,52 @@ def consent_rules(consent: dict[str, Any]) -> ConsentRules:
         hi = hi if hi is not None else outer[1]
         if kind == "deny":
             if actors:
-                raise Unprocessable(
-                    "Denying named actors is not supported: access is denied unless permitted; revoke a "
-                    "permit by setting its consent's status to inactive",
-                    expression=f"{path}.actor",
-                )
+                unenforced.append(
+                    ("denying named actors is not enforced: access is denied unless permitted; a permit is "
+                     "revoked by setting its consent's status to inactive", f"{path}.actor")
+                )  # fmt: skip
             for n, d in enumerate(data):
                 ref, _, _ = reference_of(d.get("reference") if isinstance(d, dict) else None)
-                if not ref or ref.count("/") != 1:
-                    raise Unprocessable(
-                        "A hidden record is given as a relative reference Type/id",
-                        expression=f"{path}.data[{n}].reference",
-                    )
-                rtype, rid = ref.split("/")
-                hidden.append((rtype, rid))
+                if ref and ref.count("/") == 1:
+                    rtype, rid = ref.split("/")
+                    hidden.append((rtype, rid))
+                else:
+                    unenforced.append(
+                        ("a hidden record is enforced when given as a relative reference Type/id",
+                         f"{path}.data[{n}].reference")
+                    )  # fmt: skip
         elif kind == "permit":
+            types = _types(provision)
             if data:
-                raise Unprocessable(
-                    "Permitting single records is not supported: permit resource types (class)",
-                    expression=f"{path}.data",
+                unenforced.append(("permitting single records is not enforced", f"{path}.data"))
+            elif types is None:
+                unenforced.append(
+                    (f"a permit is enforced for classes of system {RESOURCE_TYPES_SYSTEM}", f"{path}.class")
                 )
-            if actors:
-                d_lo, d_hi = _period(provision.get("dataPeriod"))
-                permits.append(
-                    Permit(
-                        tuple(_actor(a, f"{path}.actor[{n}]") for n, a in enumerate(actors)),
-                        _types(provision, path),
-                        lo,
-                        hi,
-                        d_lo,
-                        d_hi,
-                        _purpose(provision),
-                    )
-                )
-            elif path == "Consent.provision" and not provision.get("provision"):
-                raise Unprocessable("A permit must name who is permitted (actor)", expression=f"{path}.actor")
+            elif actors:
+                found = []
+                for n, a in enumerate(actors):
+                    actor = _actor(a, f"{path}.actor[{n}]")
+                    if actor is None:
+                        unenforced.append((ACTOR_KINDS, f"{path}.actor[{n}].reference"))
+                    else:
+                        found.append(actor)
+                if found:
+                    d_lo, d_hi = _period(provision.get("dataPeriod"))
+                    permits.append(Permit(tuple(found), types, lo, hi, d_lo, d_hi, _purpose(provision)))
+            elif not provision.get("provision"):
+                unenforced.append(("a permit without actor opens nothing", f"{path}.actor"))
         for n, child in enumerate(provision.get("provision") or []):
             if isinstance(child, dict):
                 walk(child, f"{path}.provision[{n}]", (lo, hi))
 
     walk(top, "Consent.provision", (None, None))
-    return ConsentRules(tuple(permits), tuple(dict.fromkeys(hidden)))
+    return ConsentRules(tuple(permits), tuple(dict.fromkeys(hidden)), tuple(unenforced))
+
+
+def consent_warnings(resource: dict[str, Any]) -> list[Issue]:
+    """A body check: what of a privacy consent will not be enforced, as warnings (the consent is stored)."""
+    if resource.get("resourceType") != "Consent":
+        return []
+    rules = consent_rules(resource)
+    return [Issue("warning", "not-supported", message, path) for message, path in rules.unenforced]

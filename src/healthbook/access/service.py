@@ -11,7 +11,7 @@ from typing import Any
 from sqlalchemy import delete, select
 from sqlalchemy.engine import Connection
 
-from healthbook.access import grants
+from healthbook.access import derive, grants
 from healthbook.access import repository as repo
 from healthbook.access.guard import WriteGuard
 from healthbook.access.models import access_grant, access_hidden
@@ -58,7 +58,7 @@ class AccessService:
     def install(self) -> None:
         """Keep grants in step with every write, and guard every write."""
         self.fhir.write_hooks.append(grants.on_write)
-        self.fhir.pre_write_hooks.append(grants.check_consent)
+        self.fhir.body_checks.append(derive.consent_warnings)
         self.fhir.write_guards.append(WriteGuard(self.policy))
 
     def has_grants(self) -> bool:

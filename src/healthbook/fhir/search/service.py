@@ -214,6 +214,10 @@ class SearchService:
             return len(page.rows)
         if summary == "count" or mode == "accurate":
             return int(conn.execute(sql.count_query(parsed, scope)).scalar_one())
+        if mode == "estimate" and sql.is_restricted():
+            # The planner's estimate is drawn from every record, seen or not: a restricted caller gets
+            # the exact count of what it may see instead.
+            return int(conn.execute(sql.count_query(parsed, scope)).scalar_one())
         if mode == "estimate":
             estimate = dialect.estimate_rows(conn, sql.estimate_query(parsed, scope))
             if estimate is None:

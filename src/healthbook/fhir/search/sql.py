@@ -199,6 +199,11 @@ def restricted(condition: Callable[[Own], ColumnElement[bool]] | None) -> Iterat
         _ACCESS.reset(token)
 
 
+def is_restricted() -> bool:
+    """Whether the statements being built are for a restricted caller."""
+    return _ACCESS.get() is not None
+
+
 def access_conditions(own: Own) -> list[ColumnElement[bool]]:
     """The access condition on these owner columns, if the statement is built for a restricted caller."""
     condition = _ACCESS.get()
