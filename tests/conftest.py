@@ -19,6 +19,7 @@ from healthbook.db.engine import Database
 from healthbook.db.migrate import upgrade
 from healthbook.fhir.router import Services
 from healthbook.fhir.store.schema import metadata
+from healthbook.testing.audit import AUDIT_TABLES, wipe
 from healthbook.testing.postgres import TempPostgres
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -52,7 +53,9 @@ def pg_url(pg_server: TempPostgres) -> str:
 def _truncate(db: Database) -> None:
     with db.write() as conn:
         for table in reversed(metadata.sorted_tables):
-            conn.execute(text(f"DELETE FROM {table.name}"))  # fixed table names from our own schema
+            if table.name not in AUDIT_TABLES:
+                conn.execute(text(f"DELETE FROM {table.name}"))
+        wipe(conn)  # fixed table names from our own schema
 
 
 @pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import uuid
+from dataclasses import replace
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
@@ -16,6 +17,8 @@ from healthbook import __version__
 from healthbook.access.policy import RecordPolicy
 from healthbook.access.router import router as access_router
 from healthbook.access.service import AccessService
+from healthbook.audit.router import router as audit_router
+from healthbook.audit.service import AuditTrail
 from healthbook.auth.devidp.router import router as dev_idp_router
 from healthbook.auth.devidp.service import DevIdentityProvider
 from healthbook.auth.devidp.users import load_directory
@@ -59,6 +62,9 @@ def build_services(settings: Settings, db: Database | None = None) -> Services:
     access.install()
     identity = IdentityService(fhir, policy)
     identity.install()
+    trail = AuditTrail(database, access, server=settings.public_base_url or "healthbook")
+    trail.install(fhir)
+    search.audit = trail
     return Services(
         settings=settings,
         fhir=fhir,
@@ -66,6 +72,7 @@ def build_services(settings: Settings, db: Database | None = None) -> Services:
         bulk=BulkService(fhir, settings),
         identity=identity,
         access=access,
+        audit=trail,
     )
 
 
@@ -93,7 +100,7 @@ class CallerMiddleware:
         state = scope.setdefault("state", {})
         state["request_id"] = request_id
         try:
-            state["caller"] = await self._caller(scope, headers)
+            state["caller"] = replace(await self._caller(scope, headers), request_id=request_id)
         except (TokenRejected, KeysUnavailable) as exc:
             await self._refuse(exc, request_id)(scope, receive, send)
             return
@@ -211,6 +218,7 @@ def create_app(
     app.router.routes.extend(xml130_router.routes("/fhir"))
     app.router.routes.extend(identity_router.routes("/fhir"))
     app.router.routes.extend(access_router.routes("/fhir"))
+    app.router.routes.extend(audit_router.routes("/fhir"))
     app.router.routes.extend(reports_router.routes("/fhir"))
     app.router.routes.extend(fhir_router.routes("/fhir"))
     # The citizen's health-book page (404 unless settings.book_pages is on).

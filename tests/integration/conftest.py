@@ -23,6 +23,7 @@ from healthbook.config import Settings
 from healthbook.db.engine import Database
 from healthbook.fhir.router import Services
 from healthbook.fhir.store.schema import metadata
+from healthbook.testing.audit import AUDIT_TABLES, wipe
 
 ROOT = Path(__file__).resolve().parents[2]
 HEALTHBOOK = Path(sys.executable).with_name("healthbook")
@@ -59,7 +60,9 @@ def truncate(url: str) -> None:
     try:
         with db.write() as conn:
             for table in reversed(metadata.sorted_tables):
-                conn.execute(text(f"DELETE FROM {table.name}"))  # our own fixed table names
+                if table.name not in AUDIT_TABLES:
+                    conn.execute(text(f"DELETE FROM {table.name}"))
+            wipe(conn)  # our own fixed table names
     finally:
         db.dispose()
 

@@ -15,14 +15,14 @@ _g = access_grant.c
 _h = access_hidden.c
 
 
-def granted_books(conn: Connection, grantees: Sequence[str], now: int, limit: int) -> list[str]:
-    """Distinct books with a valid grant for these grantee names, at most `limit`."""
-    stmt = (
-        select(_g.patient_key)
-        .where(_g.grantee.in_(list(grantees)), _valid(now))
-        .group_by(_g.patient_key)
-        .limit(limit)
-    )
+def granted_books(
+    conn: Connection, grantees: Sequence[str], now: int, limit: int, *, sees_hidden: bool = False
+) -> list[str]:
+    """Distinct books with a valid grant for these grantee names (one that sees hidden records), at most `limit`."""
+    stmt = select(_g.patient_key).where(_g.grantee.in_(list(grantees)), _valid(now))
+    if sees_hidden:
+        stmt = stmt.where(_g.sees_hidden)
+    stmt = stmt.group_by(_g.patient_key).limit(limit)
     return [r[0] for r in conn.execute(stmt)]
 
 

@@ -21,6 +21,7 @@ from healthbook.auth.subject import Caller, Role
 from healthbook.db.dialect import prefix_match
 from healthbook.errors import BadRequest, Forbidden, NotFound
 from healthbook.fhir import jsonio
+from healthbook.fhir.audit import Access
 from healthbook.fhir.service import FhirService, check_id
 from healthbook.fhir.store import sql_repository as store
 from healthbook.fhir.store.sql_repository import StoredVersion
@@ -29,6 +30,7 @@ from healthbook.identity.systems import FACILITY_CODE as _FACILITY_SYSTEM
 
 BREAK_GLASS_HOURS = 24
 MAX_REASON = 500
+AUDIT_BOOKS = 1000  # books whose access log one person reads (own and children's)
 _NOTICE = "http://terminology.hl7.org/CodeSystem/communication-category"
 _INTERNAL = Caller.system("access")
 # Records that make grants, in an order where what a record needs is there already.
@@ -88,16 +90,18 @@ class AccessService:
                     on_progress(done)
         return done
 
-    def audit_visible(self, caller: Caller, patient_keys: list[str]) -> list[str]:
-        """Whose audit trail a caller may read: everyone's for system callers, else his or her own books."""
+    def audit_books(self, caller: Caller) -> list[str] | None:
+        """Whose access logs a caller reads: None = every book (in-process tools, auth off), else own books.
+
+        Own books are those the caller sees in full (own, children's): a proxy named by consent, a health
+        worker, a facility system or a manager reads no access log.
+        """
         if self.policy.unrestricted(caller):
-            return patient_keys
+            return None
         if caller.role not in (Role.CITIZEN, Role.GUARDIAN) or not caller.authenticated:
-            return []
-        names = grantees(caller)
-        now = now_us()
+            raise Forbidden("Only the citizen, or a guardian, reads the access log of a health book")
         with self.fhir.db.read() as conn:
-            return [k for k in patient_keys if repo.has_grant(conn, k, names, now, sees_hidden=True)]
+            return repo.granted_books(conn, grantees(caller), now_us(), AUDIT_BOOKS, sees_hidden=True)
 
     def break_glass(self, caller: Caller, patient_id: str, reason: Any) -> BreakGlass:
         """Emergency access for one health worker to one book, for a limited time; the citizen is told."""
@@ -131,6 +135,8 @@ class AccessService:
                 },
             )
             notice = self._notice(conn, caller, patient_id, reason, expires)
+            declared = Access(patient_id, "$break-glass", "Patient", patient_id, purpose="ETREAT")
+            self.fhir.audit.record(caller, [declared], conn)
         return BreakGlass(patient_id, grant_id, expires, notice)
 
     def _notice(self, conn: Connection, caller: Caller, patient_id: str, reason: str, expires: int) -> str:

@@ -51,6 +51,7 @@ class Caller:
     province: str | None = None  # 2-digit province code of a manager's area
     cccd: str | None = field(default=None, repr=False)  # personal ID number: never in logs or reprs
     client_id: str | None = None  # the OAuth client (app or facility system) that obtained the token
+    request_id: str | None = None  # the HTTP request's id (X-Request-ID), for the audit trail
 
     @staticmethod
     def system(name: str) -> Caller:

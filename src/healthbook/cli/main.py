@@ -10,6 +10,7 @@ from rich.console import Console
 from healthbook.cli import bulk as bulk_commands
 from healthbook.cli import db as db_commands
 from healthbook.cli.access import access_app
+from healthbook.cli.audit import audit_app
 from healthbook.cli.quality import identity_app, quality_command
 from healthbook.cli.synth import synth_command
 from healthbook.cli.xml130 import xml130_command
@@ -25,6 +26,7 @@ app.command("synth")(synth_command)
 app.command("quality")(quality_command)
 app.add_typer(identity_app, name="identity")
 app.add_typer(access_app, name="access")
+app.add_typer(audit_app, name="audit")
 console = Console()
 
 

@@ -284,3 +284,37 @@ def estimate_rows(conn: Connection, stmt: ClauseElement) -> int | None:
     raw = conn.exec_driver_sql(f"EXPLAIN (FORMAT JSON) {compiled}", compiled.params).scalar_one()
     plan = orjson.loads(raw) if isinstance(raw, str | bytes) else raw
     return int(plan[0]["Plan"]["Plan Rows"])
+
+
+# ---- append-only tables ------------------------------------------------------------------------------
+
+
+def append_only_ddl(conn: Connection, table: str) -> list[str]:
+    """Statements making a table refuse UPDATE and DELETE (the audit trail); `table` is our own name.
+
+    PostgreSQL: a row trigger raising an exception (TRUNCATE, a table owner's privilege, is left to
+    the operator and shows in `healthbook audit verify` as missing chains); SQLite: RAISE(ABORT).
+    """
+    message = f"{table} is append-only"
+    if is_sqlite(conn):
+        return [
+            f"CREATE TRIGGER {table}_no_{op.lower()} BEFORE {op} ON {table} "
+            f"BEGIN SELECT RAISE(ABORT, '{message}'); END"
+            for op in ("UPDATE", "DELETE")
+        ]
+    return [
+        f"CREATE FUNCTION {table}_refuse() RETURNS trigger LANGUAGE plpgsql AS "
+        f"$$ BEGIN RAISE EXCEPTION '{message}' USING ERRCODE = 'insufficient_privilege'; END $$",
+        f"CREATE TRIGGER {table}_append_only BEFORE UPDATE OR DELETE ON {table} "
+        f"FOR EACH ROW EXECUTE FUNCTION {table}_refuse()",
+    ]
+
+
+def drop_append_only_ddl(conn: Connection, table: str) -> list[str]:
+    """The statements undoing append_only_ddl (downgrade)."""
+    if is_sqlite(conn):
+        return [f"DROP TRIGGER IF EXISTS {table}_no_{op}" for op in ("update", "delete")]
+    return [
+        f"DROP TRIGGER IF EXISTS {table}_append_only ON {table}",
+        f"DROP FUNCTION IF EXISTS {table}_refuse()",
+    ]

@@ -70,6 +70,32 @@ SMART_SECURITY_EXTENSION = "http://fhir-registry.smarthealthit.org/StructureDefi
 SearchParamInfo = Sequence[tuple[str, str, str]]
 
 
+# The audit trail (healthbook.audit) answers AuditEvent: read and search only, with its own parameters.
+AUDIT_EVENT: dict[str, Any] = {
+    "type": "AuditEvent",
+    "profile": "http://hl7.org/fhir/StructureDefinition/AuditEvent",
+    "documentation": (
+        "Search answers from the server's audit trail: who accessed which health book, written by the "
+        "server for every read, search, write and operation of an authenticated caller, in an "
+        "append-only hash chain per book. A citizen or guardian reads the log of his or her own books "
+        "only; newest first, paged by _page links. Facilities may submit AuditEvents of their own "
+        "systems (create, or update to a new id): they are kept as records of the patient's book and "
+        "never change (update, patch and delete answer 405); read finds both kinds by id."
+    ),
+    "interaction": [{"code": "read"}, {"code": "vread"}, {"code": "create"}, {"code": "search-type"}],
+    "versioning": "versioned",
+    "readHistory": True,
+    "updateCreate": True,
+    "searchParam": [
+        {"name": "patient", "type": "reference", "documentation": "The health book (Patient id)"},
+        {"name": "date", "type": "date", "documentation": "When recorded (eq ge gt le lt)"},
+        {"name": "action", "type": "token", "documentation": "C R U D E"},
+        {"name": "outcome", "type": "token", "documentation": "0 success, 4 refused or not found"},
+        {"name": "subtype", "type": "token", "documentation": "restful-interaction code, or $operation"},
+    ],
+}
+
+
 def capability_statement(
     base: str,
     search_params: Callable[[str], SearchParamInfo],
@@ -81,6 +107,9 @@ def capability_statement(
     """Describe the server at `base`: interactions, formats and search parameters per type."""
     resources = []
     for rtype in sorted(resource_types()):
+        if rtype == "AuditEvent":
+            resources.append(AUDIT_EVENT)
+            continue
         operations = (
             PATIENT_OPERATIONS if rtype == "Patient" else GROUP_OPERATIONS if rtype == "Group" else []
         )

@@ -45,6 +45,7 @@ from healthbook.routing import RouteTable
 
 if TYPE_CHECKING:
     from healthbook.access.service import AccessService
+    from healthbook.audit.service import AuditTrail
     from healthbook.identity.service import IdentityService
 
 
@@ -58,6 +59,7 @@ class Services:
     bulk: BulkService
     identity: IdentityService | None = None  # the domain package around the engine, wired by app.py
     access: AccessService | None = None
+    audit: AuditTrail | None = None
 
 
 router = RouteTable()
@@ -293,22 +295,28 @@ async def search_compartment(request: Request, compartment: str, cid: str, res_t
     return await _search(request, target, compartment=(compartment, cid))
 
 
-async def _search(
-    request: Request, res_type: str | None, compartment: tuple[str, str] | None = None
-) -> Response:
-    negotiate(request)
-    svc = _services(request)
+async def search_pairs(request: Request, max_body_bytes: int) -> list[tuple[str, str]]:
+    """The search parameters of a GET query, or of a POST _search form body added to it."""
     params: list[tuple[str, str]] = list(request.query_params.multi_items())
     if request.method == "POST":
         ctype = request.headers.get("content-type", "").split(";")[0].strip()
         if ctype != "application/x-www-form-urlencoded":
             raise BadRequest("POST _search takes application/x-www-form-urlencoded parameters")
-        raw = await read_raw_body(request, svc.settings.max_body_bytes)
+        raw = await read_raw_body(request, max_body_bytes)
         try:
             params += parse_qsl(raw.decode("utf-8"), keep_blank_values=True, max_num_fields=20_000)
         except (UnicodeDecodeError, ValueError) as exc:
             raise BadRequest(f"Malformed form body: {exc}") from None
     reject_nul(params)
+    return params
+
+
+async def _search(
+    request: Request, res_type: str | None, compartment: tuple[str, str] | None = None
+) -> Response:
+    negotiate(request)
+    svc = _services(request)
+    params = await search_pairs(request, svc.settings.max_body_bytes)
     base = base_url(request, svc.settings.public_base_url)
     body = await run_in_threadpool(
         svc.search.search_bundle,

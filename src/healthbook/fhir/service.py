@@ -18,8 +18,25 @@ from sqlalchemy.exc import IntegrityError
 from healthbook.auth.subject import AccessPolicy, Caller
 from healthbook.db.dialect import lock_key
 from healthbook.db.engine import Database
-from healthbook.errors import BadRequest, Gone, HealthbookError, NotFound, PreconditionFailed, Unprocessable
+from healthbook.errors import (
+    BadRequest,
+    Gone,
+    HealthbookError,
+    MethodNotAllowed,
+    NotFound,
+    PreconditionFailed,
+    Unprocessable,
+)
 from healthbook.fhir import compartment, jsonio
+from healthbook.fhir.audit import (
+    MINOR_FAILURE,
+    SUCCESS,
+    Access,
+    AuditSink,
+    NoAudit,
+    book_accesses,
+    personal,
+)
 from healthbook.fhir.hashing import hash63
 from healthbook.fhir.outcomes import Issue, has_errors
 from healthbook.fhir.search.sql import visible
@@ -109,6 +126,10 @@ def _canonical(value: Any) -> bytes:
     return orjson.dumps(value, default=_decimal_text, option=orjson.OPT_SORT_KEYS)
 
 
+# StoredVersion.method → restful-interaction code of the audit trail.
+_WRITE_INTERACTIONS = {"POST": "create", "PUT": "update", "PATCH": "patch", "DELETE": "delete"}
+
+
 class FhirService:
     """Create, read, update, patch, delete and history over the store, one transaction each."""
 
@@ -120,6 +141,8 @@ class FhirService:
         self.pre_write_hooks: list[PreWriteHook] = []
         self.write_guards: list[WriteGuard] = []
         self.matcher: Matcher | None = None
+        self.audit: AuditSink = NoAudit()
+        self.immutable_types: set[str] = set()  # created once, never changed nor deleted (AuditEvent)
 
     # ---- reads -------------------------------------------------------------------------------
 
@@ -130,10 +153,11 @@ class FhirService:
         check_id(res_id)
         with self.db.read() as conn:
             cur = self._current(conn, res_type, res_id)
-            if cur is not None and not self._visible(conn, caller, cur):
-                cur = None  # what the caller may not see answers as if it did not exist
-        if cur is None:
-            raise NotFound(f"{res_type}/{res_id} is not known")
+            seen = cur is not None and self._visible(conn, caller, cur)
+        if cur is not None:
+            self._audit_read(caller, "read", cur, seen and not cur.deleted)
+        if cur is None or not seen:
+            raise NotFound(f"{res_type}/{res_id} is not known")  # as if what is not seen did not exist
         if cur.deleted:
             raise error_with_version(Gone(f"{res_type}/{res_id} was deleted"), cur)
         return cur
@@ -147,13 +171,38 @@ class FhirService:
         with self.db.read() as conn:
             key = self._key_of(conn, res_type, res_id)
             ver = store.version(conn, key, res_type, res_id, version_id) if key else None
-            if ver is not None and not self._visible(conn, caller, ver):
-                ver = None
-        if ver is None:
+            seen = ver is not None and self._visible(conn, caller, ver)
+        if ver is not None:
+            self._audit_read(caller, "vread", ver, seen and not ver.deleted)
+        if ver is None or not seen:
             raise NotFound(f"{res_type}/{res_id}/_history/{vid} is not known")
         if ver.deleted:
             raise Gone(f"{res_type}/{res_id} version {vid} is a deletion")
         return ver
+
+    def _audit_read(self, caller: Caller, interaction: str, stored: StoredVersion, ok: bool) -> None:
+        """Record a read of a health book, refused ones too (outcome 4: the caller was shown nothing)."""
+        if personal(stored.patient_key) and self.audit.wants(caller):
+            access = Access(
+                stored.patient_key,
+                interaction,
+                stored.res_type,
+                stored.res_id,
+                SUCCESS if ok else MINOR_FAILURE,
+            )
+            self.audit.record(caller, [access])
+
+    def _audit_write(
+        self, conn: Connection, caller: Caller, stored: StoredVersion, old_key: str | None
+    ) -> None:
+        """Record a write in its transaction (undone with it): both books when the record changed patient."""
+        if not self.audit.wants(caller):
+            return
+        interaction = _WRITE_INTERACTIONS.get(stored.method or "", "update")
+        keys = sorted({k for k in (stored.patient_key, old_key) if k is not None and personal(k)})
+        accesses = [Access(k, interaction, stored.res_type, stored.res_id) for k in keys]
+        if accesses:
+            self.audit.record(caller, accesses, conn)
 
     def _visible(self, conn: Connection, caller: Caller, stored: StoredVersion) -> bool:
         """Whether the caller may see this resource (its current state decides for every version)."""
@@ -386,10 +435,20 @@ class FhirService:
             == _canonical(_strip_meta(jsonio.dumps({**resource, "id": res_id}).decode()))
         ):
             return WriteResult(cur, 200, changed=False)  # nothing changed: no new version
+        if cur is not None and not cur.deleted and self._immutable(caller, res_type):
+            raise MethodNotAllowed(f"{res_type}/{res_id} is recorded once and never changes")
         stored = self._store(conn, caller, resource, res_id, cur, method)
         return WriteResult(stored, 201 if cur is None or cur.deleted else 200)
 
+    def _immutable(self, caller: Caller, res_type: str) -> bool:
+        """Immutable for every caller but in-process maintenance (a Patient merge re-points references)."""
+        return res_type in self.immutable_types and not (
+            "system" in caller.roles and not caller.authenticated
+        )
+
     def _delete(self, conn: Connection, caller: Caller, res_type: str, res_id: str) -> StoredVersion | None:
+        if self._immutable(caller, res_type):
+            raise MethodNotAllowed(f"{res_type} resources are never deleted")
         cur = self._current(conn, res_type, res_id, lock=True)
         if cur is None or cur.deleted:
             return None
@@ -400,6 +459,7 @@ class FhirService:
         store.write(conn, tomb, is_new=False)
         for hook in self.write_hooks:
             hook(conn, tomb, None, cur.patient_key)
+        self._audit_write(conn, caller, tomb, None)
         return tomb
 
     def _store(
@@ -433,6 +493,7 @@ class FhirService:
         store.write(conn, stored, is_new=cur is None)
         for hook in self.write_hooks:
             hook(conn, stored, doc, cur.patient_key if cur else None)
+        self._audit_write(conn, caller, stored, cur.patient_key if cur else None)
         return stored
 
 
@@ -496,4 +557,9 @@ def history(
         }
         total = store.history_count(conn, **args)
         versions = store.history(conn, **args, offset=offset, limit=count) if count else []
+    if service.audit.wants(caller):
+        found = book_accesses((v.patient_key for v in versions), level, res_type, res_id=res_id)
+        if key is not None and not found and personal(key):
+            found = [Access(key, level, res_type, res_id)]  # a page past the end still looked
+        service.audit.record(caller, found)
     return HistoryPage(versions, total, offset, count, bound)

@@ -18,7 +18,7 @@ from healthbook.auth.subject import Caller
 from healthbook.book.labels import LANGS, Lang, lang_of, word
 from healthbook.errors import Forbidden
 from healthbook.fhir.router import Services
-from healthbook.web.service import book_by_personal_id, books_of
+from healthbook.web.service import access_log, book_by_personal_id, books_of
 from healthbook.web.view import book_view
 
 PREFIX = "/so-suc-khoe"
@@ -91,7 +91,8 @@ async def health_book(request: Request) -> Response:
     view = book_view(
         found.document, lang, fhir_url=f"{base}/Patient/{found.patient_id}/$summary", several=found.several
     )
-    return render("book.html", 200, lang, view=view)
+    log = await run_in_threadpool(access_log, services, caller, found.patient_id)
+    return render("book.html", 200, lang, view=view, log=log)
 
 
 def _needs_login(services: Services, caller: Caller) -> bool:

@@ -7,10 +7,12 @@ from dataclasses import dataclass
 from typing import Any
 
 from healthbook.auth.subject import Caller
+from healthbook.book.dates import show_date, show_time
 from healthbook.errors import NotFound
 from healthbook.fhir.operations.summary import patients_with_identifier, search_resources, summary_document
 from healthbook.fhir.router import Services
-from healthbook.identity.systems import CCCD
+from healthbook.fhir.timeutil import to_instant
+from healthbook.identity.systems import CCCD, FACILITY_CODE
 
 PERSONAL_ID = re.compile(r"[0-9]{12}", re.ASCII)
 
@@ -79,3 +81,57 @@ def books_of(services: Services, caller: Caller, prefix: str) -> list[BookLink]:
             BookLink(text or str(patient.get("id")), str(patient.get("birthDate", "")), f"{prefix}/{cccd}")
         )
     return out
+
+
+@dataclass(frozen=True, slots=True)
+class LogLine:
+    """One access to a book as its page shows it: when, who (role, facility), what, refused or not."""
+
+    when: str
+    role: str
+    facility: str
+    interaction: str
+    what: str
+    refused: bool
+
+
+def access_log(services: Services, caller: Caller, patient_id: str) -> list[LogLine] | None:
+    """The latest accesses to a book, for its owner (and guardians); None for anyone else."""
+    if services.audit is None:
+        return None
+    rows = services.audit.recent(caller, patient_id)
+    if rows is None:
+        return None
+    codes = sorted({str(r["agent_facility"]) for r in rows if r["agent_facility"]})
+    names = _facility_names(services, caller, codes)
+    return [
+        LogLine(
+            when=f"{show_date(to_instant(int(r['recorded'])))} {show_time(to_instant(int(r['recorded'])))}",
+            role=str(r["agent_role"] or ""),
+            facility=names.get(str(r["agent_facility"]), str(r["agent_facility"] or "")),
+            interaction=str(r["interaction"]),
+            what=f"{r['res_type']}" if r["res_type"] and r["res_type"] != "Patient" else "",
+            refused=r["outcome"] != "0",
+        )
+        for r in rows
+    ]
+
+
+def _facility_names(services: Services, caller: Caller, codes: list[str]) -> dict[str, str]:
+    """Facility code → Organization name, for the codes in the log (shared records: anyone sees them)."""
+    if not codes:
+        return {}
+    wanted = ",".join(f"{FACILITY_CODE}|{c}" for c in codes)
+    found = search_resources(
+        services.search, caller, "Organization", [("identifier", wanted), ("_count", "100")]
+    )
+    names: dict[str, str] = {}
+    for org in found:
+        for ident in org.get("identifier") or []:
+            if (
+                isinstance(ident, dict)
+                and ident.get("system") == FACILITY_CODE
+                and isinstance(org.get("name"), str)
+            ):
+                names.setdefault(str(ident.get("value")), f"{org['name']} ({ident.get('value')})")
+    return names

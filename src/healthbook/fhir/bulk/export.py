@@ -13,6 +13,7 @@ from sqlalchemy.engine import Connection
 from healthbook.auth.subject import Caller
 from healthbook.errors import BadRequest, NotFound
 from healthbook.fhir import jsonio
+from healthbook.fhir.audit import book_accesses, personal
 from healthbook.fhir.compartment import NO_PATIENT_PREFIX, compartment_params
 from healthbook.fhir.search import sql
 from healthbook.fhir.search.query import parse
@@ -165,12 +166,14 @@ def export_ndjson(
             if queries:
                 parsed = [parse((rtype,), parse_qsl(q, keep_blank_values=True), strict=True) for q in queries]
                 conds.append(or_(*(sql.where_clause(resource, p) for p in parsed)))
-            stmt = select(r.content).where(*conds)
+            stmt = select(r.content, r.patient_key).where(*conds)
             result = conn.execution_options(stream_results=True, yield_per=FETCH).execute(stmt)
             part, count, handle = 0, 0, None
             path = out_dir / f"{rtype}.ndjson"
+            books = _Books(fhir, caller, rtype)
             try:
-                for (content,) in result:
+                for content, key in result:
+                    books.add(key)
                     if handle is None or count >= LINES_PER_FILE:
                         if handle is not None:
                             handle.close()
@@ -192,6 +195,35 @@ def export_ndjson(
                 if handle is not None:
                     handle.close()
                     files.append(OutputFile(rtype, path, count))
+                books.flush()  # also when cancelled: what was written out was read
             if on_progress is not None:
                 on_progress(rtype, count)
     return files
+
+
+class _Books:
+    """The health books an export has written out, reported to the audit trail in batches."""
+
+    BATCH = 1000
+
+    def __init__(self, fhir: FhirService, caller: Caller, rtype: str):
+        self.fhir = fhir
+        self.caller = caller
+        self.rtype = rtype
+        self.on = fhir.audit.wants(caller)
+        self.seen: set[str] = set()
+        self.waiting: list[str] = []
+
+    def add(self, key: str) -> None:
+        """Note one exported resource's book."""
+        if self.on and key not in self.seen and personal(key):
+            self.seen.add(key)
+            self.waiting.append(key)
+            if len(self.waiting) >= self.BATCH:
+                self.flush()
+
+    def flush(self) -> None:
+        """Record the books noted since the last flush."""
+        if self.waiting:
+            self.fhir.audit.record(self.caller, book_accesses(self.waiting, "$export", self.rtype))
+            self.waiting = []

@@ -15,6 +15,7 @@ from sqlalchemy.engine import Connection
 from healthbook.auth.subject import Caller
 from healthbook.errors import BadRequest, NotFound
 from healthbook.fhir import bundles
+from healthbook.fhir.audit import book_accesses
 from healthbook.fhir.compartment import member_params
 from healthbook.fhir.search.sql import visible
 from healthbook.fhir.service import FhirService, check_id
@@ -146,6 +147,10 @@ def everything(service: FhirService, caller: Caller, q: EverythingQuery) -> tupl
                 if ("Patient", pid) not in rows:
                     raise NotFound(f"Patient/{pid} is not known")
     selected = [row for row in rows.values() if q.types is None or row[1] in q.types]
+    if service.audit.wants(caller):
+        # Every book asked for was opened, whatever page is served; other books only if shown.
+        keys = [*q.patient_ids, *(r[0] for r in selected[q.offset : q.offset + q.count])]
+        service.audit.record(caller, book_accesses(keys, "$everything", "Patient"))
     # The patients first, then by type and id: a stable order for paging.
     selected.sort(key=lambda row: (row[1] != "Patient", row[1], row[2]))
     return selected[q.offset : q.offset + q.count], len(selected)

@@ -20,6 +20,7 @@ from healthbook.db import dialect
 from healthbook.db.engine import Database
 from healthbook.errors import BadRequest, TooCostly
 from healthbook.fhir import bundles, jsonio
+from healthbook.fhir.audit import AuditSink, NoAudit, book_accesses, query_names
 from healthbook.fhir.capability import SearchParamInfo
 from healthbook.fhir.compartment import compartment_names, member_params
 from healthbook.fhir.definitions import load_json
@@ -64,6 +65,7 @@ class SearchService:
         self.db = db
         self.policy = policy
         self.settings = settings
+        self.audit: AuditSink = NoAudit()
 
     # ---- indexing (runs inside the write transaction) -----------------------------------------
 
@@ -177,6 +179,11 @@ class SearchService:
                     "parameters, a smaller _count, no _total=accurate)"
                 ) from None
             raise
+        if self.audit.wants(caller):
+            what = "search-system" if res_type is None else "search-type"
+            names = query_names(res_type, (name for name, _ in pairs))
+            keys = [r[0] for r in rows] + [r[0] for r in extra_rows]  # the books whose records it saw
+            self.audit.record(caller, book_accesses(keys, what, res_type, query=names))
         entries = [self._entry(base, r[1], r[2], r[3], parsed, summary, "match") for r in rows]
         entries += [self._entry(base, r[1], r[2], r[3], parsed, summary, "include") for r in extra_rows]
         if parsed.ignored:

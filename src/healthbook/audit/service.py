@@ -1,0 +1,333 @@
+"""The audit trail: records every access of authenticated callers, lists it to those who may read it, verifies it.
+
+Recorded: what the engine reports through its AuditSink (reads, vreads, instance history, searches, writes,
+$everything and $summary, $export, break-glass), for callers authenticated by an access token. In-process
+tools (CLI, importers, the demo loader) and the anonymous caller of a server with auth off are not
+recorded per record: they run with the database's own privileges.
+"""
+
+from __future__ import annotations
+
+import base64
+import heapq
+import uuid
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from sqlalchemy.engine import Connection
+
+from healthbook.access.service import AccessService
+from healthbook.audit import chain
+from healthbook.audit import repository as repo
+from healthbook.audit.resource import ACTIONS, DEFAULT_PURPOSE, audit_event
+from healthbook.auth.subject import Caller
+from healthbook.db.engine import Database
+from healthbook.errors import BadRequest, Forbidden, MethodNotAllowed, NotFound
+from healthbook.fhir import bundles, jsonio
+from healthbook.fhir.audit import Access
+from healthbook.fhir.outcomes import Issue, operation_outcome
+from healthbook.fhir.search.values import date_range
+from healthbook.fhir.service import FhirService, check_id
+from healthbook.fhir.timeutil import now_us
+
+DEFAULT_COUNT = 50
+MAX_COUNT = 1000
+MAX_VALUES = 100  # values of one parameter (OR list)
+_PARAMS = ("patient", "date", "action", "outcome", "subtype", "_count", "_page")
+_OUTCOMES = ("0", "4", "8", "12")
+
+
+@dataclass(slots=True)
+class VerifyReport:
+    """What `healthbook audit verify` found."""
+
+    books: int = 0
+    events: int = 0
+    breaks: list[chain.Break] = field(default_factory=list)
+    anchor: str = ""
+
+
+class AuditTrail:
+    """The AuditSink of the server, and the AuditEvent read interactions."""
+
+    def __init__(self, db: Database, access: AccessService, *, server: str = "healthbook"):
+        self.db = db
+        self.access = access
+        self.server = server
+
+    def install(self, fhir: FhirService) -> None:
+        """Report the engine's accesses here; keep submitted AuditEvents immutable and apart from the trail."""
+        fhir.audit = self
+        fhir.immutable_types.add("AuditEvent")
+        fhir.pre_write_hooks.append(self._not_a_trail_id)
+
+    def _not_a_trail_id(self, conn: Connection, resource: dict[str, Any], res_id: str) -> None:
+        """A submitted AuditEvent may not take the id of an event of the trail (it would hide behind it)."""
+        if resource.get("resourceType") == "AuditEvent" and repo.by_id(conn, res_id) is not None:
+            raise MethodNotAllowed(f"AuditEvent/{res_id} is an event of the server's audit trail")
+
+    # ---- recording ----------------------------------------------------------------------------
+
+    def wants(self, caller: Caller) -> bool:
+        """Callers authenticated by a token are recorded."""
+        return caller.authenticated
+
+    def record(self, caller: Caller, accesses: Sequence[Access], conn: Connection | None = None) -> None:
+        """Append one event per access, in `conn`'s transaction or in one of its own."""
+        if not accesses or not self.wants(caller):
+            return
+        now = now_us()
+        events = [self._fields(caller, a, now) for a in accesses]
+        if conn is not None:
+            repo.append(conn, events)
+            return
+        with self.db.write() as own:
+            repo.append(own, events)
+
+    @staticmethod
+    def _fields(caller: Caller, access: Access, now: int) -> dict[str, Any]:
+        role = caller.role.value if caller.role is not None else None
+        purpose = access.purpose or caller.purpose or DEFAULT_PURPOSE.get(role or "")
+        return {
+            "patient_key": access.patient_key,
+            "event_id": str(uuid.uuid4()),
+            "recorded": now,
+            "interaction": access.interaction,
+            "res_type": access.res_type,
+            "res_id": access.res_id,
+            "outcome": access.outcome,
+            "purpose": purpose[:64] if purpose else None,
+            "agent_role": role,
+            "agent_subject": caller.subject[:255],
+            "agent_issuer": caller.issuer[:255] if caller.issuer else None,
+            "agent_user": caller.fhir_user[:200] if caller.fhir_user else None,
+            "agent_facility": caller.facility[:16] if caller.facility else None,
+            "agent_client": caller.client_id[:200] if caller.client_id else None,
+            "query": access.query,
+            "request_id": caller.request_id,
+        }
+
+    # ---- reading ------------------------------------------------------------------------------
+
+    def _books(self, caller: Caller, interaction: str) -> list[str] | None:
+        """Whose trails the caller may read (None: every book)."""
+        self.access.policy.check(caller, interaction, "AuditEvent")
+        return self.access.audit_books(caller)
+
+    def read(self, caller: Caller, event_id: str) -> dict[str, Any] | None:
+        """One event of the trail; None when the trail has no such event (it may be a submitted record).
+
+        An event of a book the caller may not read answers 404, as if it did not exist; a caller who
+        reads no access log at all is not told whether the trail has it either.
+        """
+        check_id(event_id)
+        with self.db.read() as conn:
+            row = repo.by_id(conn, event_id)
+        if row is None:
+            return None
+        try:
+            books = self._books(caller, "read")
+        except Forbidden:
+            raise NotFound(f"AuditEvent/{event_id} is not known") from None
+        if books is not None and row["patient_key"] not in books:
+            raise NotFound(f"AuditEvent/{event_id} is not known")
+        return audit_event(row, server=self.server)
+
+    def search(self, caller: Caller, pairs: list[tuple[str, str]], *, base: str, strict: bool) -> bytes:
+        """GET /AuditEvent: newest first, by patient, date, action, outcome, subtype; keyset pages."""
+        books = self._books(caller, "search-type")
+        query = _parse(pairs, strict=strict)
+        wanted = query.patients
+        if wanted is not None:
+            books = [b for b in wanted if books is None or b in books]
+        with self.db.read() as conn:
+            rows = repo.page(
+                conn,
+                books=books,
+                since=query.since,
+                before=query.before,
+                actions=query.actions,
+                outcomes=query.outcomes,
+                interactions=query.subtypes,
+                after=query.after,
+                limit=query.count + 1,
+            )
+        more = len(rows) > query.count
+        rows = rows[: query.count]
+        entries: list[dict[str, Any]] = [
+            {
+                "fullUrl": f"{base}/AuditEvent/{r['event_id']}",
+                "resource": audit_event(r, server=self.server),
+                "search": {"mode": "match"},
+            }
+            for r in rows
+        ]
+        if query.ignored:
+            text = "Ignored unknown or unsupported search parameters: " + ", ".join(sorted(query.ignored))
+            outcome = operation_outcome([Issue("warning", "not-supported", text)])
+            entries.append({"resource": outcome, "search": {"mode": "outcome"}})
+        kept = [(k, v) for k, v in pairs if k in _PARAMS and k != "_page"]
+        links = [("self", bundles.page_url(base, "/AuditEvent", _multi(pairs)))]
+        if more and rows:
+            last = rows[-1]
+            cursor = _cursor((int(last["recorded"]), str(last["patient_key"]), int(last["seq"])))
+            links.append(("next", bundles.page_url(base, "/AuditEvent", _multi([*kept, ("_page", cursor)]))))
+        total = len(rows) if not more and query.after is None else None
+        return bundles.bundle("searchset", entries, links, total=total)
+
+    def recent(self, caller: Caller, book: str, count: int = 20) -> list[dict[str, Any]] | None:
+        """The newest events of one book for its pages; None when the caller reads no access log."""
+        try:
+            books = self._books(caller, "search-type")
+        except Forbidden:
+            return None
+        if books is not None and book not in books:
+            return None
+        with self.db.read() as conn:
+            return repo.page(
+                conn,
+                books=[book],
+                since=None,
+                before=None,
+                actions=None,
+                outcomes=None,
+                interactions=None,
+                after=None,
+                limit=count,
+            )
+
+    # ---- verification -------------------------------------------------------------------------
+
+    def verify(
+        self, books: Sequence[str] | None = None, on_progress: Callable[[int], None] | None = None
+    ) -> VerifyReport:
+        """Recompute every chain (or those of `books`) and compare with the heads; an anchor over all heads."""
+        report = VerifyReport()
+        with self.db.read() as conn:
+            heads = {} if books is None else {b: repo.head_of(conn, b) for b in books}
+            keys: Iterator[str] = iter(sorted(books)) if books is not None else _merged(conn)
+            for key in keys:
+                rows = list(repo.events_of(conn, key))
+                head = heads[key] if books is not None else repo.head_of(conn, key)
+                found = chain.verify(key, rows, head)
+                if found is not None:
+                    report.breaks.append(found)
+                report.books += 1
+                report.events += len(rows)
+                if on_progress is not None:
+                    on_progress(report.books)
+            report.anchor = chain.anchor(repo.heads(conn))
+        return report
+
+
+def _merged(conn: Connection) -> Iterator[str]:
+    """Books with a head or with events (either alone is a break), each once, in order."""
+    heads = (key for key, _seq, _hash in repo.heads(conn))
+    last = None
+    for key in heapq.merge(heads, repo.books_with_events(conn)):
+        if key != last:
+            yield key
+            last = key
+
+
+def _multi(pairs: Sequence[tuple[str, str]]) -> dict[str, list[str]]:
+    out: dict[str, list[str]] = {}
+    for k, v in pairs:
+        out.setdefault(k, []).append(v)
+    return out
+
+
+def _cursor(position: tuple[int, str, int]) -> str:
+    return base64.urlsafe_b64encode(jsonio.dumps(list(position))).decode().rstrip("=")
+
+
+def _uncursor(text: str) -> tuple[int, str, int]:
+    try:
+        raw = base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
+        rec, key, seq = jsonio.loads(raw)
+        if not (isinstance(rec, int) and isinstance(key, str) and isinstance(seq, int)):
+            raise ValueError
+        return rec, key, seq
+    except Exception:
+        raise BadRequest("_page is not a page position this server gave", expression="_page") from None
+
+
+@dataclass(slots=True)
+class _Query:
+    patients: list[str] | None = None
+    since: int | None = None
+    before: int | None = None
+    actions: list[str] | None = None
+    outcomes: list[str] | None = None
+    subtypes: list[str] | None = None
+    count: int = DEFAULT_COUNT
+    after: tuple[int, str, int] | None = None
+    ignored: set[str] = field(default_factory=set)
+
+
+def _values(name: str, value: str) -> list[str]:
+    values = [v.strip() for v in value.split(",") if v.strip()]
+    if not values:
+        raise BadRequest(f"{name} needs a value", expression=name)
+    if len(values) > MAX_VALUES:
+        raise BadRequest(f"{name} takes at most {MAX_VALUES} values", expression=name)
+    return values
+
+
+def _parse(pairs: list[tuple[str, str]], *, strict: bool) -> _Query:
+    q = _Query()
+    for name, value in pairs:
+        if name == "patient":
+            ids = [v.removeprefix("Patient/") for v in _values(name, value)]
+            for pid in ids:
+                check_id(pid)
+            q.patients = ids if q.patients is None else [p for p in q.patients if p in ids]
+        elif name == "date":
+            _date(q, value)
+        elif name == "action":
+            q.actions = _codes(name, value, ("C", "R", "U", "D", "E"))
+        elif name == "outcome":
+            q.outcomes = _codes(name, value, _OUTCOMES)
+        elif name == "subtype":
+            q.subtypes = [v.rpartition("|")[2] for v in _values(name, value)]
+            for code in q.subtypes:
+                if code not in ACTIONS:
+                    raise BadRequest(
+                        f"subtype '{code[:40]}' is not an interaction this server records", expression=name
+                    )
+        elif name == "_count":
+            if not value.isdigit():
+                raise BadRequest("_count must be a whole number", expression="_count")
+            q.count = min(int(value), MAX_COUNT)
+        elif name == "_page":
+            q.after = _uncursor(value)
+        elif strict:
+            raise BadRequest(f"Unknown search parameter '{name[:64]}' for AuditEvent", expression=name[:64])
+        else:
+            q.ignored.add(name[:64])
+    return q
+
+
+def _codes(name: str, value: str, allowed: Sequence[str]) -> list[str]:
+    codes = _values(name, value)
+    for code in codes:
+        if code not in allowed:
+            raise BadRequest(f"{name} must be one of {', '.join(allowed)}", expression=name)
+    return codes
+
+
+def _date(q: _Query, value: str) -> None:
+    prefix, text = (value[:2], value[2:]) if value[:2] in ("eq", "ge", "gt", "le", "lt") else ("eq", value)
+    try:
+        low, high = date_range(text)
+    except ValueError as exc:
+        raise BadRequest(str(exc)[:200], expression="date") from None
+    if prefix in ("eq", "ge"):
+        q.since = max(q.since or low, low)
+    if prefix == "gt":
+        q.since = max(q.since or high + 1, high + 1)
+    if prefix in ("eq", "le"):
+        q.before = min(q.before or high + 1, high + 1)
+    if prefix == "lt":
+        q.before = min(q.before or low, low)

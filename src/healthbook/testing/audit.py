@@ -1,0 +1,23 @@
+"""Emptying the append-only audit tables between tests (never used by the product itself)."""
+
+from __future__ import annotations
+
+from sqlalchemy import text
+from sqlalchemy.engine import Connection
+
+from healthbook.db.dialect import append_only_ddl, drop_append_only_ddl, is_sqlite
+
+AUDIT_TABLES = ("audit_event", "audit_head")
+
+
+def wipe(conn: Connection) -> None:
+    """TRUNCATE on PostgreSQL (row triggers do not fire); on SQLite lift the triggers for the DELETE."""
+    if not is_sqlite(conn):
+        conn.execute(text("TRUNCATE audit_event, audit_head"))
+        return
+    for statement in drop_append_only_ddl(conn, "audit_event"):
+        conn.execute(text(statement))
+    conn.execute(text("DELETE FROM audit_event"))
+    conn.execute(text("DELETE FROM audit_head"))
+    for statement in append_only_ddl(conn, "audit_event"):
+        conn.execute(text(statement))
