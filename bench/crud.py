@@ -279,6 +279,7 @@ def server_env(url: str) -> dict[str, str]:
     """The environment of a server subprocess: ours plus the database URL."""
     env = dict(os.environ)
     env["HEALTHBOOK_DATABASE_URL"] = url
+    env["HEALTHBOOK_AUTH"] = "off"  # the engine's own speed: anonymous requests, no token checks
     env["BENCH_DATABASE_URL"] = url
     env.setdefault("HEALTHBOOK_LOG_LEVEL", "warning")
     return env

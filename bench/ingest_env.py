@@ -68,6 +68,7 @@ class Server:
         self.env = {
             **os.environ,
             "HEALTHBOOK_DATABASE_URL": db_url,
+            "HEALTHBOOK_AUTH": "off",  # the engine's own speed: anonymous requests, no token checks
             "HEALTHBOOK_BULK_DIR": str(work_dir / "bulk-data"),
             **(env or {}),
         }

@@ -206,7 +206,7 @@ def loadavg() -> str:
 def server(procs: Processes, url: str, workers: int, logdir: Path) -> Iterator[int]:
     """`healthbook serve` on 127.0.0.1; yields the port, stops it afterwards."""
     port = free_port()
-    env = {**os.environ, "HEALTHBOOK_DATABASE_URL": url}
+    env = {**os.environ, "HEALTHBOOK_DATABASE_URL": url, "HEALTHBOOK_AUTH": "off"}
     cmd = [HEALTHBOOK, "serve", "--host", "127.0.0.1", "--port", str(port), "--workers", str(workers)]
     proc = procs.spawn(cmd, env, logdir / "server.log")
     try:

@@ -22,6 +22,10 @@ from healthbook.fhir.store.schema import metadata
 from healthbook.testing.audit import AUDIT_TABLES, wipe
 from healthbook.testing.postgres import TempPostgres
 
+# Access control is on by default; the tests of the engine run as the anonymous development caller, and
+# the access-control tests turn it on in their own settings.
+os.environ["HEALTHBOOK_AUTH"] = "off"
+
 ROOT = Path(__file__).resolve().parent.parent
 CACHE = ROOT / ".cache"
 EXAMPLES_PACKAGE = "hl7.fhir.r4.examples@4.0.1"

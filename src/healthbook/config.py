@@ -117,15 +117,15 @@ class Settings(BaseSettings):
     xml130_max_bytes: int = 256 * 1024 * 1024
     xml130_max_table_bytes: int = 8 * 1024 * 1024
     xml130_chunk_episodes: int = 200
-    # Serve the citizen's health-book page at /so-suc-khoe/{personal-id}. Off until access control
-    # lands: anyone who knows a number could read the book. `healthbook demo` turns it on.
-    book_pages: bool = False
+    # Serve the citizen's health-book pages at /so-suc-khoe/ (login cookie, under the caller's access
+    # rights; with auth off anyone who knows a number reads the book).
+    book_pages: bool = True
 
     # --- Authentication (docs: README "Authentication") ---
-    # off: a request without a token is an anonymous caller (a token, when sent, is still checked);
-    # required: a request to /fhir without a valid token is refused with 401 (metadata and
-    # .well-known excepted).
-    auth: Literal["off", "required"] = "off"
+    # required (the default): a request to /fhir without a valid token is refused with 401 (metadata
+    # and .well-known excepted); off, for development only: a request without a token is an anonymous
+    # caller that sees everything (a token, when sent, is still checked).
+    auth: Literal["off", "required"] = "required"
     # How long an emergency (break-glass) access lasts, in hours.
     break_glass_hours: float = Field(default=24.0, gt=0, le=72)
     # Trusted OpenID Connect issuers (see IssuerSettings).

@@ -111,6 +111,7 @@ class ServerProcess:
         """Start the server and wait until /fhir/metadata answers."""
         env = {k: v for k, v in os.environ.items() if not k.startswith("HEALTHBOOK_")}
         env["HEALTHBOOK_DATABASE_URL"] = self.database_url
+        env["HEALTHBOOK_AUTH"] = "off"  # the tests that want tokens say so in `env`
         if env.get("PYTHONPATH"):
             # `PYTHONPATH=src pytest` from a work tree must still hold in the server's own directory.
             parts = env["PYTHONPATH"].split(os.pathsep)

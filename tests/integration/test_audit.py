@@ -381,3 +381,24 @@ def test_the_book_page_shows_its_owner_who_accessed_it(secured: tuple[TestClient
         assert staff.status_code == 200 and "Ai đã truy cập sổ này" not in staff.text
     finally:
         client.cookies.clear()
+
+
+def test_reads_inside_a_transaction_bundle_are_recorded_in_it(secured: tuple[TestClient, Services]) -> None:
+    client, _services = secured
+    bundle = {
+        "resourceType": "Bundle",
+        "type": "transaction",
+        "entry": [
+            {"request": {"method": "GET", "url": "Observation/citizen-bp"}},
+            {"request": {"method": "GET", "url": "Observation?subject=Patient/citizen"}},
+            {"request": {"method": "GET", "url": "Observation/stranger-hiv"}},
+        ],
+    }
+    resp = client.post("/fhir", json=bundle, headers=as_("station"))
+    assert resp.status_code == 200, resp.text[:300]
+    kinds = sorted((interaction(e), e["outcome"]) for e in log(client, "citizen"))
+    assert kinds == [("read", "0"), ("search-type", "0")]
+    assert [(interaction(e), e["outcome"]) for e in log(client, "stranger")] == [("read", "4")]
+    batch = {**bundle, "type": "batch"}
+    assert client.post("/fhir", json=batch, headers=as_("station")).status_code == 200
+    assert len(log(client, "citizen")) == 4

@@ -269,9 +269,9 @@ def test_unknown_and_malformed_numbers_look_the_same(book: Book) -> None:
     assert mine.status_code == 200 and "Sổ sức khỏe bạn được xem" in mine.text
 
 
-def test_pages_are_off_unless_enabled(book: Book) -> None:
-    settings = Settings(database_url=book.services.settings.database_url, pool_size=2)
-    assert settings.book_pages is False
+def test_pages_can_be_switched_off(book: Book) -> None:
+    assert Settings(database_url=book.services.settings.database_url).book_pages is True  # the default
+    settings = Settings(database_url=book.services.settings.database_url, pool_size=2, book_pages=False)
     services = build_services(settings)
     try:
         with TestClient(create_app(settings, services)) as off:

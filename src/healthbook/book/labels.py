@@ -164,8 +164,8 @@ _WORDS: dict[str, tuple[str, str]] = {
     ),
     "p.off.title": ("Trang sổ sức khỏe chưa được bật", "Health-book pages are not enabled"),
     "p.off.text": (
-        "Máy chủ này chưa bật trang sổ sức khỏe (HEALTHBOOK_BOOK_PAGES) vì chưa có kiểm soát truy cập.",
-        "This server does not serve health-book pages (HEALTHBOOK_BOOK_PAGES) until access control is in place.",
+        "Máy chủ này không bật trang sổ sức khỏe (HEALTHBOOK_BOOK_PAGES); sổ vẫn xem được qua API FHIR.",
+        "This server does not serve health-book pages (HEALTHBOOK_BOOK_PAGES); the book is on the FHIR API.",
     ),
     "p.login.title": ("Cần đăng nhập", "Please log in"),
     "p.login.text": (

@@ -14,6 +14,7 @@ from healthbook.cli.audit import audit_app
 from healthbook.cli.quality import identity_app, quality_command
 from healthbook.cli.synth import synth_command
 from healthbook.cli.xml130 import xml130_command
+from healthbook.config import Settings
 
 app = typer.Typer(
     help="healthbook — Sổ sức khỏe điện tử (national electronic health book).", no_args_is_help=True
@@ -28,6 +29,20 @@ app.add_typer(identity_app, name="identity")
 app.add_typer(access_app, name="access")
 app.add_typer(audit_app, name="audit")
 console = Console()
+
+
+def _warn_about_access(settings: Settings) -> None:
+    """Say so when the access settings make the server useless or open to anyone."""
+    if settings.auth == "off":
+        console.print(
+            "[yellow]Access control is off (HEALTHBOOK_AUTH=off): anyone who reaches this port reads and "
+            "writes every record. For development only.[/yellow]"
+        )
+    elif not settings.oidc_issuers and not settings.dev_idp:
+        console.print(
+            "[yellow]Access control is on but no OpenID Connect issuer is trusted (HEALTHBOOK_OIDC_ISSUERS): "
+            "every /fhir request but metadata will answer 401. See README, Authentication.[/yellow]"
+        )
 
 
 @app.command()
@@ -58,6 +73,7 @@ def serve(
         raise typer.Exit(1) from None
     finally:
         db.dispose()
+    _warn_about_access(settings)
     console.print(
         f"healthbook FHIR API on [bold]http://{host}:{port}/fhir[/bold] ({_backend(settings.database_url)})"
     )

@@ -53,6 +53,27 @@ class NoAudit:
         """Nothing is recorded."""
 
 
+class _Bound:
+    """A sink that records in one given transaction (the GET entries of a transaction bundle)."""
+
+    def __init__(self, sink: AuditSink, conn: Connection):
+        self.sink = sink
+        self.conn = conn
+
+    def wants(self, caller: Caller) -> bool:
+        """As the sink it wraps."""
+        return self.sink.wants(caller)
+
+    def record(self, caller: Caller, accesses: Sequence[Access], conn: Connection | None = None) -> None:
+        """Into the bound transaction."""
+        self.sink.record(caller, accesses, conn or self.conn)
+
+
+def bound(sink: AuditSink, conn: Connection) -> AuditSink:
+    """`sink`, recording inside `conn`'s transaction."""
+    return _Bound(sink, conn)
+
+
 def personal(patient_key: str) -> bool:
     """Whether a patient_key is a health book (not the shared pseudo key of Organizations and the like)."""
     return not patient_key.startswith(NO_PATIENT_PREFIX)

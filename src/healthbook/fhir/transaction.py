@@ -20,6 +20,7 @@ from healthbook.auth.subject import Caller
 from healthbook.db.engine import Database
 from healthbook.errors import BadRequest, Conflict, HealthbookError, NotFound, PreconditionFailed
 from healthbook.fhir import jsonio
+from healthbook.fhir.audit import MINOR_FAILURE, SUCCESS, Access, bound, personal
 from healthbook.fhir.http import Prefer
 from healthbook.fhir.outcomes import Issue, operation_outcome
 from healthbook.fhir.search.service import SearchService
@@ -413,9 +414,14 @@ class BundleProcessor:
         return self.fhir._put(conn, caller, body, e.res_id or "", expected, "PATCH")
 
     def _read_entry(self, conn: Connection, caller: Caller, e: Entry, *, base: str, prefer: Prefer) -> None:
+        audit = bound(self.fhir.audit, conn)  # a second transaction would wait for this one (SQLite)
         if e.res_id is not None:
             cur = self.fhir._current(conn, e.res_type, e.res_id)
-            if cur is not None and not self.fhir._visible(conn, caller, cur):
+            seen = cur is not None and self.fhir._visible(conn, caller, cur)
+            if cur is not None and personal(cur.patient_key) and audit.wants(caller):
+                ok = SUCCESS if seen and not cur.deleted else MINOR_FAILURE
+                audit.record(caller, [Access(cur.patient_key, "read", e.res_type, e.res_id, ok)])
+            if not seen:
                 cur = None
             if cur is None or cur.deleted or cur.content is None:
                 code = 410 if cur is not None else 404
@@ -434,6 +440,7 @@ class BundleProcessor:
         searcher = SearchService(
             cast(Database, _OnConnection(conn)), self.search.policy, self.search.settings
         )
+        searcher.audit = audit
         body = searcher.search_bundle(caller, e.res_type, pairs, base=base, prefer=prefer)
         e.response = {"status": "200 OK", "_resource": orjson.Fragment(body)}
 
