@@ -62,6 +62,11 @@ def headers(tok: str) -> dict[str, str]:
     return {"Authorization": f"Bearer {tok}"}
 
 
+def as_(role: str) -> dict[str, str]:
+    """The Authorization header of a fresh token of one of the TOKENS roles."""
+    return headers(TOKENS[role]())
+
+
 PATIENT_SCOPE = "openid fhirUser patient/*.rs patient/Consent.cud"
 TOKENS = {
     "citizen": lambda: token("citizen", scope=PATIENT_SCOPE, healthbook_cccd=CITIZEN),

@@ -231,3 +231,17 @@ def module_server(module_db_url: str, tmp_path_factory: pytest.TempPathFactory) 
     proc.start()
     yield proc
     proc.stop()
+
+
+@pytest.fixture
+def secured(settings: Settings) -> Iterator[tuple[TestClient, Services]]:
+    """A server with access control on, holding the access-test population (loaded in-process, unaudited)."""
+    from healthbook.app import build_services, create_app
+    from tests.integration import access_population as pop
+
+    config = pop.settings_with_auth(settings)
+    services = build_services(config)
+    pop.load(services)
+    with TestClient(create_app(config, services)) as client:
+        yield client, services
+    services.fhir.db.dispose()

@@ -2,35 +2,17 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
 
-from healthbook.app import build_services, create_app
-from healthbook.config import Settings
 from healthbook.fhir.router import Services
 from tests.integration import access_population as pop
-from tests.integration.access_population import SEES, TOKENS, headers
+from tests.integration.access_population import SEES, TOKENS, as_, headers
 from tests.integration.conftest import outcome
 
 Key = tuple[str, str]
-
-
-@pytest.fixture
-def secured(settings: Settings) -> Iterator[tuple[TestClient, Services]]:
-    """A server with access control on, holding the test population."""
-    config = pop.settings_with_auth(settings)
-    services = build_services(config)
-    pop.load(services)
-    with TestClient(create_app(config, services)) as client:
-        yield client, services
-    services.fhir.db.dispose()
-
-
-def as_(role: str) -> dict[str, str]:
-    return headers(TOKENS[role]())
 
 
 def keys(bundle: dict[str, Any], mode: str | None = None) -> set[Key]:

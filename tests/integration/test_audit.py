@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import base64
 import threading
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -12,33 +11,16 @@ from fastapi.testclient import TestClient
 from sqlalchemy import text
 from sqlalchemy.exc import DBAPIError
 
-from healthbook.app import build_services, create_app
 from healthbook.auth.subject import Caller, Role
-from healthbook.config import Settings
 from healthbook.db.dialect import drop_append_only_ddl
 from healthbook.fhir.audit import Access
 from healthbook.fhir.router import Services
 from healthbook.fhir.validation import validate_resource
 from tests.integration import access_population as pop
-from tests.integration.access_population import TOKENS, headers
+from tests.integration.access_population import TOKENS, as_
 from tests.integration.conftest import outcome
 
 Event = dict[str, Any]
-
-
-@pytest.fixture
-def secured(settings: Settings) -> Iterator[tuple[TestClient, Services]]:
-    """A server with access control on, holding the test population (loaded unaudited, in-process)."""
-    config = pop.settings_with_auth(settings)
-    services = build_services(config)
-    pop.load(services)
-    with TestClient(create_app(config, services)) as client:
-        yield client, services
-    services.fhir.db.dispose()
-
-
-def as_(role: str) -> dict[str, str]:
-    return headers(TOKENS[role]())
 
 
 def log(client: TestClient, role: str, query: str = "") -> list[Event]:

@@ -32,21 +32,19 @@ def _trail(request: Request) -> tuple[Services, AuditTrail]:
 @router.post("/AuditEvent/_search")
 async def search(request: Request) -> Response:
     """Who accessed which book: patient, date, action, outcome, subtype; newest first."""
-    negotiate(request)
-    services, trail = _trail(request)
-    pairs = await search_pairs(request, services.settings.max_body_bytes)
-    base = base_url(request, services.settings.public_base_url)
-    strict = parse_prefer(request).handling == "strict"
-    body = await run_in_threadpool(trail.search, request.state.caller, pairs, base=base, strict=strict)
-    return fhir_response(body)
+    return await _search(request, [])
 
 
 @router.get("/Patient/{pid}/AuditEvent")
 async def search_book(request: Request, pid: str) -> Response:
     """The access log of one health book (compartment form of AuditEvent?patient=)."""
+    return await _search(request, [("patient", pid)])
+
+
+async def _search(request: Request, fixed: list[tuple[str, str]]) -> Response:
     negotiate(request)
     services, trail = _trail(request)
-    pairs = [("patient", pid), *await search_pairs(request, services.settings.max_body_bytes)]
+    pairs = [*fixed, *await search_pairs(request, services.settings.max_body_bytes)]
     base = base_url(request, services.settings.public_base_url)
     strict = parse_prefer(request).handling == "strict"
     body = await run_in_threadpool(trail.search, request.state.caller, pairs, base=base, strict=strict)
