@@ -163,5 +163,9 @@ def demo(
     if os.environ.get("HEALTHBOOK_DEV_IDP", "").lower() in ("1", "true", "yes", "on"):
         console.print("\n[bold]Đăng nhập / log in as a demo user (then open the health books):[/bold]")
         console.print(f"  {base}/dev-idp   →   {base}/so-suc-khoe/")
+        console.print(
+            "  Ai đã truy cập sổ / who accessed a book: at the end of each book page, "
+            f"{curl} '{base}/fhir/AuditEvent?patient=ID' as its citizen; `healthbook audit verify`"
+        )
     console.print("")
     serve(host=host, port=port, workers=1)
