@@ -84,3 +84,38 @@ def test_random_searches_never_fail_and_never_leak(
     if "total" in body:
         visible_of_type = {k for k in SEES[role] if k[0] == rtype}
         assert body["total"] <= len(visible_of_type), (role, rtype, qs)
+
+
+LOG_BOOKS = {"citizen": {"citizen"}, "mother": {"mother", "child"}, "stranger": {"stranger"}}
+LOG_PARAMS = ["patient", "date", "action", "outcome", "subtype", "_count", "_page", "entity"]
+LOG_VALUES = [
+    "citizen", "child", "Patient/stranger", "mother,citizen", "ge2020-01-01", "lt2100", "R", "E,C", "0", "4",
+    "read", "search-type", "$everything", "1", "0", "eyJ4Ijo", "' OR 1=1 --", "x" * 300, "", ",", "%00",
+]  # fmt: skip
+
+
+@settings(max_examples=120, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(
+    role=st.sampled_from(sorted(SEES)),
+    pairs=st.lists(st.tuples(st.sampled_from(LOG_PARAMS), st.sampled_from(LOG_VALUES)), max_size=4),
+    reads=st.lists(st.sampled_from(sorted(SEES)), max_size=2),
+)
+def test_random_access_log_queries_show_only_own_books(
+    server: TestClient, role: str, pairs: list[tuple[str, str]], reads: list[str]
+) -> None:
+    for reader in reads:  # some accesses to log first, by anyone
+        server.get("/fhir/Patient?_count=5", headers=headers(TOKENS[reader]()))
+    resp = server.get(f"/fhir/AuditEvent?{urlencode(pairs)}", headers=headers(TOKENS[role]()))
+    assert resp.status_code < 500, (role, pairs, resp.text[:300])
+    if role not in LOG_BOOKS:
+        assert resp.status_code in (400, 403), (role, pairs)
+        return
+    if resp.status_code != 200:
+        assert resp.status_code == 400 and resp.json()["resourceType"] == "OperationOutcome"
+        return
+    books = {
+        e["resource"]["entity"][0]["what"]["reference"].removeprefix("Patient/")
+        for e in resp.json().get("entry", [])
+        if e["search"]["mode"] == "match"
+    }
+    assert books <= LOG_BOOKS[role], (role, pairs, books - LOG_BOOKS[role])
