@@ -384,3 +384,33 @@ def test_reads_inside_a_transaction_bundle_are_recorded_in_it(secured: tuple[Tes
     batch = {**bundle, "type": "batch"}
     assert client.post("/fhir", json=batch, headers=as_("station")).status_code == 200
     assert len(log(client, "citizen")) == 4
+
+
+def test_an_xml130_submission_records_the_facility_for_every_book_it_wrote(
+    secured: tuple[TestClient, Services],
+) -> None:
+    from healthbook.fhir import jsonio
+    from healthbook.testing import xml130 as sample
+
+    client, services = secured
+    assert services.audit is not None
+    station_system = pop.token("facility-system", scope="system/*.cruds", healthbook_facility=pop.STATION)
+    body = sample.submission(sample.episode_rows("GOOD"))
+    resp = client.post(
+        "/fhir/$import-xml130",
+        content=body,
+        headers={**pop.headers(station_system), "Content-Type": "application/xml"},
+    )
+    assert resp.status_code == 200, resp.text[:500]
+    pairs = [("subtype", "$import-xml130")]
+    found = jsonio.loads(services.audit.search(Caller.system("t"), pairs, base="", strict=True))
+    events = [e["resource"] for e in found.get("entry", [])]
+    # The mother's book and her newborn's (CAN_NANG_CON of the sample episode): one event each.
+    assert len(events) == 2 and {facility(e) for e in events} == {pop.STATION}
+    for event in events:
+        assert event["action"] == "C"
+        assert event["agent"][0]["role"][0]["coding"][0]["code"] == "facility-system"
+    readable = [
+        client.get(f"/fhir/{book(e)}", headers=pop.headers(station_system)).status_code for e in events
+    ]
+    assert 200 in readable  # the mother's, whose Encounter the station provided

@@ -35,11 +35,13 @@ ACTIONS = {
     "$everything": "E",
     "$export": "E",
     "$break-glass": "E",
+    "$import-xml130": "C",
 }
 _OPERATIONS = {
     "$everything": "http://hl7.org/fhir/OperationDefinition/Patient-everything",
     "$export": "http://hl7.org/fhir/uv/bulkdata/OperationDefinition/export",
     "$break-glass": "https://healthbook.vn/fhir/OperationDefinition/Patient-break-glass",
+    "$import-xml130": "https://healthbook.vn/fhir/OperationDefinition/import-xml130",
 }
 # What a caller acts for when its token names no purpose (v3 ActReason).
 DEFAULT_PURPOSE = {

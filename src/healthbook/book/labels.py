@@ -206,6 +206,7 @@ _WORDS: dict[str, tuple[str, str]] = {
     "log.$everything": ("Mở toàn bộ sổ", "Opened the whole book"),
     "log.$export": ("Xuất dữ liệu hàng loạt", "Bulk-exported"),
     "log.$break-glass": ("Truy cập khẩn cấp", "Emergency access"),
+    "log.$import-xml130": ("Gửi dữ liệu khám chữa bệnh (XML 130)", "Sent care data (XML 130)"),
     "p.403.title": ("Không có quyền xem sổ này", "Not allowed to view this book"),
     "p.403.text": (
         "Bạn không có quyền xem sổ sức khỏe này.",

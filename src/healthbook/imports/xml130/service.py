@@ -21,6 +21,8 @@ from sqlalchemy.exc import DataError, IntegrityError
 from healthbook.auth.subject import Caller
 from healthbook.config import Settings
 from healthbook.errors import HealthbookError
+from healthbook.fhir import compartment
+from healthbook.fhir.audit import book_accesses
 from healthbook.fhir.search.service import SearchService
 from healthbook.fhir.service import FhirService
 from healthbook.fhir.upsert import Upsert, check, upserting
@@ -59,6 +61,7 @@ class Xml130Importer:
         self.cache = self.shared.cache
         self._chunk: list[_Item] = []  # episodes read but not yet written (they may span files)
         self._in_chunk: set[tuple[str, str]] = set()
+        self._submitter: Caller | None = None  # the authenticated facility whose writes the trail records
 
     # ---- files ---------------------------------------------------------------------------------------
 
@@ -154,7 +157,9 @@ class Xml130Importer:
         """Write the open chunk (its episodes' reports get their final status)."""
         chunk, self._chunk, self._in_chunk = self._chunk, [], set()
         # A facility's own file (checked per file above) is written whole: its Organizations,
-        # Practitioners and episodes are the file's, attributed to its MACSKCB.
+        # Practitioners and episodes are the file's, attributed to its MACSKCB. The audit trail still
+        # records the facility as the writer of every book the chunk touched.
+        self._submitter = caller if caller.authenticated else None
         self._flush(Caller.system("xml130") if caller.authenticated else caller, chunk)
 
     # ---- chunks --------------------------------------------------------------------------------------
@@ -220,6 +225,10 @@ class Xml130Importer:
             known = up.existing(keys)
             for item, bodies, old in plans:
                 self._store(up, item, bodies, old, known)
+            if self._submitter is not None:
+                books = (compartment.patient_key(b) for _, bodies, _ in plans for b in bodies)
+                accesses = book_accesses(books, "$import-xml130", None)
+                self.fhir.audit.record(self._submitter, accesses, up.conn)
 
     def _plan(
         self, item: _Item, previous: dict[str, Any] | None, old_targets: set[tuple[str, str]]
