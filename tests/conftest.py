@@ -79,9 +79,9 @@ def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
 
 
 @pytest.fixture
-def settings(db_url: str) -> Settings:
-    """Settings for the database under test."""
-    return Settings(database_url=db_url, pool_size=5)
+def settings(db_url: str, tmp_path: Path) -> Settings:
+    """Settings for the database under test (bulk files in the test's own folder, not the working tree)."""
+    return Settings(database_url=db_url, pool_size=5, bulk_dir=str(tmp_path / "bulk-data"))
 
 
 @pytest.fixture

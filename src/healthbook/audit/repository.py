@@ -11,7 +11,7 @@ from sqlalchemy.engine import Connection
 from healthbook.audit import chain
 from healthbook.audit.models import audit_event, audit_head
 from healthbook.audit.resource import ACTIONS
-from healthbook.db.dialect import upsert
+from healthbook.db.dialect import binary_text, upsert
 
 _e = audit_event.c
 _h = audit_head.c
@@ -101,15 +101,15 @@ def by_id(conn: Connection, event_id: str) -> dict[str, Any] | None:
 
 
 def heads(conn: Connection, batch: int = 500) -> Iterator[tuple[str, int, str]]:
-    """Every chain head (book, seq, hash), in patient_key order."""
+    """Every chain head (book, seq, hash), in code-point order of patient_key (Python's, for merging)."""
     after = ""
     while True:
         rows = [
             (str(r[0]), int(r[1]), str(r[2]))
             for r in conn.execute(
                 select(_h.patient_key, _h.seq, _h.hash)
-                .where(_h.patient_key > after)
-                .order_by(_h.patient_key)
+                .where(binary_text(_h.patient_key) > after)
+                .order_by(binary_text(_h.patient_key))
                 .limit(batch)
             )
         ]
@@ -151,9 +151,9 @@ def books_with_events(conn: Connection, batch: int = 500) -> Iterator[str]:
         keys = list(
             conn.execute(
                 select(_e.patient_key)
-                .where(_e.patient_key > after)
+                .where(binary_text(_e.patient_key) > after)
                 .group_by(_e.patient_key)
-                .order_by(_e.patient_key)
+                .order_by(binary_text(_e.patient_key))
                 .limit(batch)
             ).scalars()
         )

@@ -22,7 +22,7 @@ from healthbook.audit import chain
 from healthbook.audit import repository as repo
 from healthbook.audit.resource import ACTIONS, DEFAULT_PURPOSE, audit_event
 from healthbook.auth.subject import Caller
-from healthbook.db.engine import Database
+from healthbook.db.engine import Database, before_commit, transaction_state
 from healthbook.errors import BadRequest, Forbidden, MethodNotAllowed, NotFound
 from healthbook.fhir import bundles, jsonio
 from healthbook.fhir.audit import Access
@@ -80,7 +80,11 @@ class AuditTrail:
         now = now_us()
         events = [self._fields(caller, a, now) for a in accesses]
         if conn is not None:
-            repo.append(conn, events)
+            # Appended when the transaction ends, all its events at once in book order: two transactions
+            # writing to the same books in other orders then cannot deadlock on the chain heads.
+            pending: list[dict[str, Any]] = transaction_state(conn).setdefault("audit", [])
+            pending.extend(events)
+            before_commit(conn, "audit", _append_pending)
             return
         with self.db.write() as own:
             repo.append(own, events)
@@ -204,7 +208,8 @@ class AuditTrail:
     ) -> VerifyReport:
         """Recompute every chain (or those of `books`) and compare with the heads; an anchor over all heads."""
         report = VerifyReport()
-        with self.db.read() as conn:
+        # One snapshot: appends running meanwhile are not half seen (a head ahead of its rows).
+        with self.db.snapshot(unbounded=True) as conn:
             heads = {} if books is None else {b: repo.head_of(conn, b) for b in books}
             keys: Iterator[str] = iter(sorted(books)) if books is not None else _merged(conn)
             for key in keys:
@@ -219,6 +224,12 @@ class AuditTrail:
                     on_progress(report.books)
             report.anchor = chain.anchor(repo.heads(conn))
         return report
+
+
+def _append_pending(conn: Connection) -> None:
+    events = transaction_state(conn).pop("audit", [])
+    if events:
+        repo.append(conn, events)
 
 
 def _merged(conn: Connection) -> Iterator[str]:

@@ -318,3 +318,23 @@ def drop_append_only_ddl(conn: Connection, table: str) -> list[str]:
         f"DROP TRIGGER IF EXISTS {table}_append_only ON {table}",
         f"DROP FUNCTION IF EXISTS {table}_refuse()",
     ]
+
+
+class binary_text(FunctionElement[str]):
+    """A text column compared and ordered by code point (Python's order): COLLATE "C" on PostgreSQL."""
+
+    inherit_cache = True
+
+    def __init__(self, col: ColumnElement[str]):
+        super().__init__(col)
+        self.type = col.type
+
+
+@compiles(binary_text)
+def _binary_default(element: binary_text, compiler: SQLCompiler, **kw: Any) -> str:
+    return str(compiler.process(next(iter(element.clauses)), **kw))  # SQLite compares text by bytes already
+
+
+@compiles(binary_text, "postgresql")
+def _binary_pg(element: binary_text, compiler: SQLCompiler, **kw: Any) -> str:
+    return f'({compiler.process(next(iter(element.clauses)), **kw)} COLLATE "C")'

@@ -2,15 +2,33 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 from sqlalchemy import create_engine
 from sqlalchemy.engine import Connection, Engine
 
 from healthbook.config import Settings
 from healthbook.db import dialect
+
+_TX = "healthbook_transaction"  # per-transaction state on the connection, cleared when it ends
+
+
+def transaction_state(conn: Connection) -> dict[str, Any]:
+    """Scratch space of the open write transaction of `conn`; emptied when the transaction ends."""
+    state: dict[str, Any] = conn.info.setdefault(_TX, {})
+    return state
+
+
+def before_commit(conn: Connection, name: str, hook: Callable[[Connection], None]) -> None:
+    """Run `hook` once at the end of the write transaction of `conn` (Database.write), before COMMIT.
+
+    For work that is collected during the transaction and done best at once (the audit trail appends
+    a transaction's events in one sorted batch). Registering the same name again keeps the first hook.
+    """
+    transaction_state(conn).setdefault("before_commit", {}).setdefault(name, hook)
 
 
 class Database:
@@ -49,11 +67,20 @@ class Database:
 
     @contextmanager
     def write(self) -> Iterator[Connection]:
-        """A write transaction: committed when the block ends normally, rolled back otherwise."""
+        """A write transaction: committed when the block ends normally, rolled back otherwise.
+
+        Work registered with before_commit() runs when the block has ended normally, just before COMMIT.
+        """
         with self.engine.connect() as conn:
             dialect.mark_write(conn)
-            with conn.begin():
-                yield conn
+            conn.info.pop(_TX, None)
+            try:
+                with conn.begin():
+                    yield conn
+                    for hook in list(transaction_state(conn).get("before_commit", {}).values()):
+                        hook(conn)
+            finally:
+                conn.info.pop(_TX, None)  # the DBAPI connection (and its info) goes back to the pool
 
     @contextmanager
     def read(self) -> Iterator[Connection]:

@@ -53,25 +53,26 @@ class NoAudit:
         """Nothing is recorded."""
 
 
-class _Bound:
-    """A sink that records in one given transaction (the GET entries of a transaction bundle)."""
+class Collector:
+    """A sink that keeps the accesses for the caller to record later, on the connection it chooses."""
 
-    def __init__(self, sink: AuditSink, conn: Connection):
+    def __init__(self, sink: AuditSink):
         self.sink = sink
-        self.conn = conn
+        self.accesses: list[Access] = []
 
     def wants(self, caller: Caller) -> bool:
-        """As the sink it wraps."""
+        """As the sink it collects for."""
         return self.sink.wants(caller)
 
     def record(self, caller: Caller, accesses: Sequence[Access], conn: Connection | None = None) -> None:
-        """Into the bound transaction."""
-        self.sink.record(caller, accesses, conn or self.conn)
+        """Keep them (see flush)."""
+        self.accesses.extend(accesses)
 
-
-def bound(sink: AuditSink, conn: Connection) -> AuditSink:
-    """`sink`, recording inside `conn`'s transaction."""
-    return _Bound(sink, conn)
+    def flush(self, caller: Caller, conn: Connection | None = None) -> None:
+        """Hand what was kept to the sink: inside `conn`'s transaction, or in one of its own."""
+        if self.accesses:
+            self.sink.record(caller, self.accesses, conn)
+            self.accesses = []
 
 
 def personal(patient_key: str) -> bool:

@@ -39,7 +39,7 @@ from healthbook.fhir.audit import (
 )
 from healthbook.fhir.hashing import hash63
 from healthbook.fhir.outcomes import Issue, has_errors
-from healthbook.fhir.search.sql import visible
+from healthbook.fhir.search.sql import restricted, visible
 from healthbook.fhir.store import sql_repository as store
 from healthbook.fhir.store.sql_repository import StoredVersion
 from healthbook.fhir.timeutil import now_us, to_instant
@@ -204,6 +204,13 @@ class FhirService:
         if accesses:
             self.audit.record(caller, accesses, conn)
 
+    def _audit_seen(self, conn: Connection, caller: Caller, stored: StoredVersion) -> None:
+        """A write that answered with the stored record unchanged (If-None-Exist, same content) read it."""
+        if personal(stored.patient_key) and self.audit.wants(caller):
+            self.audit.record(
+                caller, [Access(stored.patient_key, "read", stored.res_type, stored.res_id)], conn
+            )
+
     def _visible(self, conn: Connection, caller: Caller, stored: StoredVersion) -> bool:
         """Whether the caller may see this resource (its current state decides for every version)."""
         condition = self.policy.condition(conn, caller)
@@ -232,7 +239,7 @@ class FhirService:
         resource, warnings = self._checked_body(res_type, body, None)
         with self.db.write() as conn:
             if if_none_exist is not None:
-                found = self._match(conn, res_type, if_none_exist, lock=True)
+                found = self._match(conn, res_type, if_none_exist, lock=True, caller=caller)
                 if len(found) > 1:
                     raise PreconditionFailed(f"If-None-Exist matched {len(found)} resources")
                 if found:
@@ -240,6 +247,7 @@ class FhirService:
                     if existing is not None and not self._visible(conn, caller, existing):
                         raise PreconditionFailed("If-None-Exist matched a record this caller may not see")
                     if existing is not None:
+                        self._audit_seen(conn, caller, existing)
                         return WriteResult(existing, 200, warnings)
             res_id = str(uuid.uuid4())
             stored = self._store(conn, caller, resource, res_id, None, "POST")
@@ -267,7 +275,7 @@ class FhirService:
         expected = parse_etag(if_match) if if_match is not None else None
 
         def run(conn: Connection) -> WriteResult:
-            found = self._match(conn, res_type, query, lock=True)
+            found = self._match(conn, res_type, query, lock=True, caller=caller)
             if len(found) > 1:
                 raise PreconditionFailed(f"The conditional update criteria matched {len(found)} resources")
             if found:
@@ -295,8 +303,8 @@ class FhirService:
 
         def run(conn: Connection) -> WriteResult:
             cur = self._current(conn, res_type, res_id, lock=True)
-            if cur is None:
-                raise NotFound(f"{res_type}/{res_id} is not known")
+            if cur is None or not self._visible(conn, caller, cur):
+                raise NotFound(f"{res_type}/{res_id} is not known")  # a test op must not probe it either
             if cur.deleted or cur.content is None:
                 raise Gone(f"{res_type}/{res_id} was deleted")
             try:
@@ -323,7 +331,7 @@ class FhirService:
         check_type(res_type)
         self.policy.check(caller, "delete", res_type)
         with self.db.write() as conn:
-            found = self._match(conn, res_type, query, lock=True)
+            found = self._match(conn, res_type, query, lock=True, caller=caller)
             if len(found) > 1:
                 raise PreconditionFailed(f"The conditional delete criteria matched {len(found)} resources")
             return self._delete(conn, caller, res_type, found[0][2]) if found else None
@@ -331,8 +339,15 @@ class FhirService:
     # ---- internals ---------------------------------------------------------------------------
 
     def _match(
-        self, conn: Connection, res_type: str, query: str, *, lock: bool
+        self, conn: Connection, res_type: str, query: str, *, lock: bool, caller: Caller | None = None
     ) -> list[tuple[str, str, str]]:
+        """Keys matching conditional criteria: among what `caller` may see, except for Patients.
+
+        A Patient is matched on the whole database (one health book per citizen: a facility must find a
+        citizen's book to record care for him or her); for other types an invisible record does not
+        match, so the answer tells nothing about what the caller may not see. Conditional references
+        (caller None) resolve on the whole database like Patients.
+        """
         if not query.strip():
             raise BadRequest("Conditional interaction without search criteria")
         if "\x00" in unquote_plus(query):
@@ -342,7 +357,10 @@ class FhirService:
         if lock:
             # Two conditional writes with the same criteria must not both see "no match".
             lock_key(conn, hash63(res_type, query))
-        return self.matcher(conn, res_type, query)
+        if caller is None or res_type == "Patient":
+            return self.matcher(conn, res_type, query)
+        with restricted(self.policy.condition(conn, caller)):
+            return self.matcher(conn, res_type, query)
 
     def _checked_body(
         self, res_type: str, body: Any, res_id: str | None
@@ -423,6 +441,8 @@ class FhirService:
     ) -> WriteResult:
         res_type = resource["resourceType"]
         cur = self._current(conn, res_type, res_id, lock=True)
+        if cur is not None and not cur.deleted and not self._visible(conn, caller, cur):
+            raise NotFound(f"{res_type}/{res_id} is not known")  # nothing is told about what is not seen
         if expected is not None and (cur is None or cur.deleted or cur.version_id != expected):
             have = "no current version" if cur is None or cur.deleted else f"version {cur.version_id}"
             raise PreconditionFailed(
@@ -434,6 +454,9 @@ class FhirService:
             and _canonical(_strip_meta(cur.content))
             == _canonical(_strip_meta(jsonio.dumps({**resource, "id": res_id}).decode()))
         ):
+            for guard in self.write_guards:  # answering with the record is a write attempt all the same
+                guard(conn, caller, cur.patient_key, None, cur)
+            self._audit_seen(conn, caller, cur)
             return WriteResult(cur, 200, changed=False)  # nothing changed: no new version
         if cur is not None and not cur.deleted and self._immutable(caller, res_type):
             raise MethodNotAllowed(f"{res_type}/{res_id} is recorded once and never changes")
@@ -450,8 +473,8 @@ class FhirService:
         if self._immutable(caller, res_type):
             raise MethodNotAllowed(f"{res_type} resources are never deleted")
         cur = self._current(conn, res_type, res_id, lock=True)
-        if cur is None or cur.deleted:
-            return None
+        if cur is None or cur.deleted or not self._visible(conn, caller, cur):
+            return None  # what the caller may not see is, for it, not there
         for guard in self.write_guards:
             guard(conn, caller, cur.patient_key, None, cur)
         ts = max(now_us(), cur.last_updated + 1)

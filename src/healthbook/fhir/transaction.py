@@ -20,8 +20,8 @@ from healthbook.auth.subject import Caller
 from healthbook.db.engine import Database
 from healthbook.errors import BadRequest, Conflict, HealthbookError, NotFound, PreconditionFailed
 from healthbook.fhir import jsonio
-from healthbook.fhir.audit import MINOR_FAILURE, SUCCESS, Access, bound, personal
-from healthbook.fhir.http import Prefer
+from healthbook.fhir.audit import MINOR_FAILURE, SUCCESS, Access, Collector, personal
+from healthbook.fhir.http import Prefer, reject_nul
 from healthbook.fhir.outcomes import Issue, operation_outcome
 from healthbook.fhir.search.service import SearchService
 from healthbook.fhir.service import FhirService, WriteResult, check_id, check_type, parse_etag
@@ -240,7 +240,7 @@ class BundleProcessor:
         ids: dict[str, str] = {}  # fullUrl -> Type/id
         for e in entries:
             try:
-                self._assign_id(conn, e)
+                self._assign_id(conn, caller, e)
             except HealthbookError as exc:
                 where = ".request.ifNoneExist" if e.method == "POST" else ".request.url"
                 exc.issues = [_at_entry(i, e.index, where) for i in exc.issues]
@@ -282,11 +282,11 @@ class BundleProcessor:
                     ".request.ifNoneExist",
                 )
 
-    def _assign_id(self, conn: Connection, e: Entry) -> None:
+    def _assign_id(self, conn: Connection, caller: Caller, e: Entry) -> None:
         if e.method == "POST":
             e.res_id = None
             if e.if_none_exist:
-                found = self.fhir._match(conn, e.res_type, e.if_none_exist, lock=True)
+                found = self.fhir._match(conn, e.res_type, e.if_none_exist, lock=True, caller=caller)
                 if len(found) > 1:
                     raise PreconditionFailed(
                         f"Bundle.entry[{e.index}]: ifNoneExist matched {len(found)} resources",
@@ -300,7 +300,7 @@ class BundleProcessor:
         elif e.method in ("PUT", "DELETE", "PATCH") and e.res_id is None:
             if not e.query:
                 raise _fail(e.index, f"{e.method} needs Type/id or Type?criteria", ".request.url")
-            found = self.fhir._match(conn, e.res_type, e.query, lock=True)
+            found = self.fhir._match(conn, e.res_type, e.query, lock=True, caller=caller)
             if len(found) > 1:
                 raise PreconditionFailed(
                     f"Bundle.entry[{e.index}]: the criteria matched {len(found)} resources",
@@ -357,12 +357,15 @@ class BundleProcessor:
             e.response = _response(tomb, 204, base, location=False) if tomb else {"status": "204 No Content"}
             return
         if e.method in ("GET", "HEAD"):
-            self._read_entry(conn, caller, e, base=base, prefer=prefer)
+            # Recorded in the bundle's transaction: a second one would wait for it (SQLite has one writer).
+            self._read_entry(conn, caller, e, base=base, prefer=prefer).flush(caller, conn)
             return
         if e.method == "POST" and e.response and e.response.pop("_existing", False):
             existing = fhir._current(conn, e.res_type, e.res_id or "")
             if existing is not None and not fhir._visible(conn, caller, existing):
                 raise PreconditionFailed("ifNoneExist matched a record this caller may not see")
+            if existing is not None:
+                fhir._audit_seen(conn, caller, existing)
             e.response = _response(existing, 200, base)
             return
         assert e.res_id is not None
@@ -402,7 +405,7 @@ class BundleProcessor:
                 e.index, "Binary.data is not base64 of a JSON Patch document", ".resource.data"
             ) from None
         cur = self.fhir._current(conn, e.res_type, e.res_id or "", lock=True)
-        if cur is None or cur.deleted or cur.content is None:
+        if cur is None or cur.deleted or cur.content is None or not self.fhir._visible(conn, caller, cur):
             raise NotFound(f"{e.res_type}/{e.res_id} is not known")
         patch = self.fhir._parse_patch(ops)
         try:
@@ -413,8 +416,17 @@ class BundleProcessor:
         expected = parse_etag(e.if_match) if e.if_match else None
         return self.fhir._put(conn, caller, body, e.res_id or "", expected, "PATCH")
 
-    def _read_entry(self, conn: Connection, caller: Caller, e: Entry, *, base: str, prefer: Prefer) -> None:
-        audit = bound(self.fhir.audit, conn)  # a second transaction would wait for this one (SQLite)
+    def _read_entry(
+        self, conn: Connection, caller: Caller, e: Entry, *, base: str, prefer: Prefer
+    ) -> Collector:
+        """Answer a GET entry; the accesses it made are returned, for the caller to record where it may."""
+        audit = Collector(self.fhir.audit)
+        self._read(conn, caller, e, audit, base=base, prefer=prefer)
+        return audit
+
+    def _read(
+        self, conn: Connection, caller: Caller, e: Entry, audit: Collector, *, base: str, prefer: Prefer
+    ) -> None:
         if e.res_id is not None:
             cur = self.fhir._current(conn, e.res_type, e.res_id)
             seen = cur is not None and self.fhir._visible(conn, caller, cur)
@@ -437,6 +449,7 @@ class BundleProcessor:
                 e.response["_resource"] = orjson.Fragment(cur.content)
             return
         pairs = parse_qsl(e.query or "", keep_blank_values=True)
+        reject_nul(pairs)
         searcher = SearchService(
             cast(Database, _OnConnection(conn)), self.search.policy, self.search.settings
         )
@@ -480,7 +493,8 @@ class BundleProcessor:
                 check_type(e.res_type)
                 self.fhir.policy.check(caller, "read" if e.res_id else "search", e.res_type)
                 with self.fhir.db.read() as conn:
-                    self._read_entry(conn, caller, e, base=base, prefer=prefer)
+                    seen = self._read_entry(conn, caller, e, base=base, prefer=prefer)
+                seen.flush(caller)  # after the read connection closed: a transaction of its own
                 return
             e.response = _response(result.stored, result.status, base)
             if prefer.return_ == "representation" and result.stored.content is not None:
