@@ -132,7 +132,7 @@ def test_nobody_changes_the_trail_and_submitted_audit_events_never_change(
     trail_id = event["id"]
     for role in ("citizen", "hospital"):
         h = as_(role)
-        outcome(client.put(f"/fhir/AuditEvent/{trail_id}", json=event, headers=h), {403, 405})
+        outcome(client.put(f"/fhir/AuditEvent/{trail_id}", json=event, headers=h), {403, 405, 422})
         outcome(client.delete(f"/fhir/AuditEvent/{trail_id}", headers=h), {403, 405})
         patched = client.patch(
             f"/fhir/AuditEvent/{trail_id}",
@@ -144,6 +144,9 @@ def test_nobody_changes_the_trail_and_submitted_audit_events_never_change(
 
     # A facility submits an AuditEvent of its own system: kept as a record of the book, immutable.
     submitted = {k: v for k, v in event.items() if k not in ("id", "meta")}
+    look_alike = client.post("/fhir/AuditEvent", json=submitted, headers=as_("hospital"))
+    assert outcome(look_alike, 422)["issue"][0]["expression"] == ["AuditEvent.entity[0].detail[0].type"]
+    submitted["entity"] = [{k: v for k, v in e.items() if k != "detail"} for e in submitted["entity"]]
     outcome(client.post("/fhir/AuditEvent", json=submitted, headers=as_("citizen")), 403)
     created = client.post("/fhir/AuditEvent", json=submitted, headers=as_("hospital"))
     assert created.status_code == 201, created.text[:300]
@@ -278,7 +281,10 @@ def caller(n: int = 0) -> Caller:
 def test_rows_cannot_be_updated_or_deleted(services: Services) -> None:
     assert services.audit is not None
     services.audit.record(caller(), [Access("someone", "read", "Patient", "someone")])
-    for statement in ("UPDATE audit_event SET outcome = '0'", "DELETE FROM audit_event"):
+    statements = ["UPDATE audit_event SET outcome = '0'", "DELETE FROM audit_event"]
+    if not services.fhir.db.is_sqlite:
+        statements.append("TRUNCATE audit_event")
+    for statement in statements:
         with pytest.raises(DBAPIError, match="append-only"), services.fhir.db.write() as conn:
             conn.execute(text(statement))
     assert stored_events(services) == 1
@@ -354,7 +360,7 @@ def test_the_book_page_shows_its_owner_who_accessed_it(secured: tuple[TestClient
         assert "Ai đã truy cập sổ này" in page.text
         assert f"Nhân viên y tế · Cơ sở {pop.STATION} ({pop.STATION})" in page.text
         assert "Xem Observation" in page.text and "bị từ chối" in page.text
-        assert "Chính chủ" in page.text and "Mở toàn bộ sổ" in page.text  # this very visit
+        assert "Chính chủ" in page.text and "Xem sổ sức khỏe" in page.text  # this very visit ($summary)
         english = client.get(f"/so-suc-khoe/{pop.CITIZEN}?lang=en")
         assert "Who accessed this book" in english.text and "A health worker" in english.text
         client.cookies.clear()

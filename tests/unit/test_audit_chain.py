@@ -6,9 +6,9 @@ import pytest
 
 from healthbook.audit import chain
 from healthbook.audit.models import audit_event
+from healthbook.audit.query import parse as _parse
 from healthbook.audit.resource import ACTIONS
 from healthbook.audit.resource import audit_event as render
-from healthbook.audit.service import _parse
 from healthbook.errors import BadRequest
 from healthbook.fhir.search.values import date_range
 from healthbook.fhir.validation import validate_resource

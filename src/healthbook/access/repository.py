@@ -32,6 +32,17 @@ def _valid(now: int) -> Any:
     )
 
 
+def emergency_books(conn: Connection, grantee: str, books: Sequence[str], now: int) -> set[str]:
+    """Which of these books the grantee reads under a valid break-glass grant."""
+    stmt = select(_g.patient_key).where(
+        _g.patient_key.in_(list(books)),
+        _g.grantee == grantee,
+        prefix_match(_g.grant_id, "break-glass:"),
+        _valid(now),
+    )
+    return {r[0] for r in conn.execute(stmt)}
+
+
 def has_grant(
     conn: Connection, patient_key: str, grantees: Sequence[str], now: int, *, sees_hidden: bool = False
 ) -> bool:

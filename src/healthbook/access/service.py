@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -102,6 +102,12 @@ class AccessService:
             raise Forbidden("Only the citizen, or a guardian, reads the access log of a health book")
         with self.fhir.db.read() as conn:
             return repo.granted_books(conn, grantees(caller), now_us(), AUDIT_BOOKS, sees_hidden=True)
+
+    def emergency_books(self, conn: Connection, caller: Caller, books: Sequence[str]) -> set[str]:
+        """The books a health worker reads under break-glass now (their accesses are for ETREAT)."""
+        if caller.role is not Role.HEALTH_WORKER or not caller.authenticated or not books:
+            return set()
+        return repo.emergency_books(conn, subject_key(caller), books, now_us())
 
     def break_glass(self, caller: Caller, patient_id: str, reason: Any) -> BreakGlass:
         """Emergency access for one health worker to one book, for a limited time; the citizen is told."""

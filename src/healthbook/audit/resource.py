@@ -33,12 +33,14 @@ ACTIONS = {
     "patch": "U",
     "delete": "D",
     "$everything": "E",
+    "$summary": "E",
     "$export": "E",
     "$break-glass": "E",
     "$import-xml130": "C",
 }
-_OPERATIONS = {
+OPERATIONS = {
     "$everything": "http://hl7.org/fhir/OperationDefinition/Patient-everything",
+    "$summary": "http://hl7.org/fhir/uv/ips/OperationDefinition/summary",
     "$export": "http://hl7.org/fhir/uv/bulkdata/OperationDefinition/export",
     "$break-glass": "https://healthbook.vn/fhir/OperationDefinition/Patient-break-glass",
     "$import-xml130": "https://healthbook.vn/fhir/OperationDefinition/import-xml130",
@@ -61,6 +63,7 @@ _PURPOSE_NAMES = {
     "HPAYMT": "healthcare payment",
     "HRESCH": "healthcare research",
 }
+TRAIL_DETAILS = ("chain-seq", "chain-hash", "request-id")  # entity.detail types of the trail's own events
 _OUTCOME_TEXT = {"4": "refused or not found: nothing of the record was shown"}
 
 
@@ -73,7 +76,7 @@ def _subtype(interaction: str) -> list[dict[str, Any]]:
     if interaction.startswith("$"):
         return [
             {"system": _INTERACTION, "code": "operation", "display": "operation"},
-            {"system": "urn:ietf:rfc:3986", "code": _OPERATIONS.get(interaction, interaction)},
+            {"system": "urn:ietf:rfc:3986", "code": OPERATIONS.get(interaction, interaction)},
         ]
     return [{"system": _INTERACTION, "code": interaction}]
 

@@ -15,7 +15,7 @@ from healthbook.audit.service import AuditTrail
 from healthbook.errors import NotFound
 from healthbook.fhir import jsonio
 from healthbook.fhir.http import base_url, fhir_response, negotiate, parse_prefer, version_headers
-from healthbook.fhir.router import Services, search_pairs
+from healthbook.fhir.router import Services, history_type, search_pairs
 from healthbook.routing import RouteTable
 
 router = RouteTable()
@@ -51,12 +51,19 @@ async def _search(request: Request, fixed: list[tuple[str, str]]) -> Response:
     return fhir_response(body)
 
 
+@router.get("/AuditEvent/_history")
+async def type_history(request: Request) -> Response:
+    """History of submitted AuditEvents (the trail's events have no history: they never change)."""
+    return await history_type(request, "AuditEvent")
+
+
 @router.get("/AuditEvent/{event_id}")
 async def read(request: Request, event_id: str) -> Response:
     """One AuditEvent."""
     negotiate(request)
     services, trail = _trail(request)
     caller = request.state.caller
+    services.fhir.policy.check(caller, "read", "AuditEvent")  # the same answer for trail ids and others
     event = await run_in_threadpool(trail.read, caller, event_id)
     if event is None:
         cur = await run_in_threadpool(services.fhir.read, caller, "AuditEvent", event_id)
@@ -70,6 +77,7 @@ async def vread(request: Request, event_id: str, vid: str) -> Response:
     negotiate(request)
     services, trail = _trail(request)
     caller = request.state.caller
+    services.fhir.policy.check(caller, "vread", "AuditEvent")
     event = await run_in_threadpool(trail.read, caller, event_id)
     if event is None:
         ver = await run_in_threadpool(services.fhir.vread, caller, "AuditEvent", event_id, vid)

@@ -8,11 +8,11 @@ recorded per record: they run with the database's own privileges.
 
 from __future__ import annotations
 
-import base64
 import heapq
 import uuid
 from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass, field
+from contextlib import contextmanager
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from sqlalchemy.engine import Connection
@@ -20,22 +20,16 @@ from sqlalchemy.engine import Connection
 from healthbook.access.service import AccessService
 from healthbook.audit import chain
 from healthbook.audit import repository as repo
-from healthbook.audit.resource import ACTIONS, DEFAULT_PURPOSE, audit_event
-from healthbook.auth.subject import Caller
+from healthbook.audit.query import PARAMS, cursor, parse
+from healthbook.audit.resource import DEFAULT_PURPOSE, TRAIL_DETAILS, audit_event
+from healthbook.auth.subject import Caller, Role
 from healthbook.db.engine import Database, before_commit, transaction_state
-from healthbook.errors import BadRequest, Forbidden, MethodNotAllowed, NotFound
-from healthbook.fhir import bundles, jsonio
+from healthbook.errors import Forbidden, MethodNotAllowed, NotFound
+from healthbook.fhir import bundles
 from healthbook.fhir.audit import Access
 from healthbook.fhir.outcomes import Issue, operation_outcome
-from healthbook.fhir.search.values import date_range
 from healthbook.fhir.service import FhirService, check_id
 from healthbook.fhir.timeutil import now_us
-
-DEFAULT_COUNT = 50
-MAX_COUNT = 1000
-MAX_VALUES = 100  # values of one parameter (OR list)
-_PARAMS = ("patient", "date", "action", "outcome", "subtype", "_count", "_page")
-_OUTCOMES = ("0", "4", "8", "12")
 
 
 @dataclass(slots=True)
@@ -61,6 +55,7 @@ class AuditTrail:
         fhir.audit = self
         fhir.immutable_types.add("AuditEvent")
         fhir.pre_write_hooks.append(self._not_a_trail_id)
+        fhir.body_checks.append(_no_trail_details)
 
     def _not_a_trail_id(self, conn: Connection, resource: dict[str, Any], res_id: str) -> None:
         """A submitted AuditEvent may not take the id of an event of the trail (it would hide behind it)."""
@@ -78,6 +73,13 @@ class AuditTrail:
         if not accesses or not self.wants(caller):
             return
         now = now_us()
+        if caller.role is Role.HEALTH_WORKER:  # reads under break-glass are for emergency treatment
+            with self._connection(conn) as c:
+                emergency = self.access.emergency_books(c, caller, sorted({a.patient_key for a in accesses}))
+            accesses = [
+                replace(a, purpose="ETREAT") if a.patient_key in emergency and a.purpose is None else a
+                for a in accesses
+            ]
         events = [self._fields(caller, a, now) for a in accesses]
         if conn is not None:
             # Appended when the transaction ends, all its events at once in book order: two transactions
@@ -88,6 +90,14 @@ class AuditTrail:
             return
         with self.db.write() as own:
             repo.append(own, events)
+
+    @contextmanager
+    def _connection(self, conn: Connection | None) -> Iterator[Connection]:
+        if conn is not None:
+            yield conn
+        else:
+            with self.db.read() as own:
+                yield own
 
     @staticmethod
     def _fields(caller: Caller, access: Access, now: int) -> dict[str, Any]:
@@ -141,7 +151,7 @@ class AuditTrail:
     def search(self, caller: Caller, pairs: list[tuple[str, str]], *, base: str, strict: bool) -> bytes:
         """GET /AuditEvent: newest first, by patient, date, action, outcome, subtype; keyset pages."""
         books = self._books(caller, "search-type")
-        query = _parse(pairs, strict=strict)
+        query = parse(pairs, strict=strict)
         wanted = query.patients
         if wanted is not None:
             books = [b for b in wanted if books is None or b in books]
@@ -171,12 +181,14 @@ class AuditTrail:
             text = "Ignored unknown or unsupported search parameters: " + ", ".join(sorted(query.ignored))
             outcome = operation_outcome([Issue("warning", "not-supported", text)])
             entries.append({"resource": outcome, "search": {"mode": "outcome"}})
-        kept = [(k, v) for k, v in pairs if k in _PARAMS and k != "_page"]
+        kept = [(k, v) for k, v in pairs if k in PARAMS and k != "_page"]
         links = [("self", bundles.page_url(base, "/AuditEvent", _multi(pairs)))]
         if more and rows:
             last = rows[-1]
-            cursor = _cursor((int(last["recorded"]), str(last["patient_key"]), int(last["seq"])))
-            links.append(("next", bundles.page_url(base, "/AuditEvent", _multi([*kept, ("_page", cursor)]))))
+            position = cursor((int(last["recorded"]), str(last["patient_key"]), int(last["seq"])))
+            links.append(
+                ("next", bundles.page_url(base, "/AuditEvent", _multi([*kept, ("_page", position)])))
+            )
         total = len(rows) if not more and query.after is None else None
         return bundles.bundle("searchset", entries, links, total=total)
 
@@ -226,6 +238,27 @@ class AuditTrail:
         return report
 
 
+def _no_trail_details(body: dict[str, Any]) -> list[Issue]:
+    """A submitted AuditEvent may not carry the details that mark the server's own trail events."""
+    if body.get("resourceType") != "AuditEvent":
+        return []
+    issues = []
+    for i, entity in enumerate(body.get("entity") or []):
+        if not isinstance(entity, dict):
+            continue
+        for j, detail in enumerate(entity.get("detail") or []):
+            if isinstance(detail, dict) and detail.get("type") in TRAIL_DETAILS:
+                issues.append(
+                    Issue(
+                        "error",
+                        "business-rule",
+                        f"detail type '{detail['type']}' is reserved for the server's audit trail",
+                        f"AuditEvent.entity[{i}].detail[{j}].type",
+                    )
+                )
+    return issues
+
+
 def _append_pending(conn: Connection) -> None:
     events = transaction_state(conn).pop("audit", [])
     if events:
@@ -247,98 +280,3 @@ def _multi(pairs: Sequence[tuple[str, str]]) -> dict[str, list[str]]:
     for k, v in pairs:
         out.setdefault(k, []).append(v)
     return out
-
-
-def _cursor(position: tuple[int, str, int]) -> str:
-    return base64.urlsafe_b64encode(jsonio.dumps(list(position))).decode().rstrip("=")
-
-
-def _uncursor(text: str) -> tuple[int, str, int]:
-    try:
-        raw = base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
-        rec, key, seq = jsonio.loads(raw)
-        if not (isinstance(rec, int) and isinstance(key, str) and isinstance(seq, int)):
-            raise ValueError
-        return rec, key, seq
-    except Exception:
-        raise BadRequest("_page is not a page position this server gave", expression="_page") from None
-
-
-@dataclass(slots=True)
-class _Query:
-    patients: list[str] | None = None
-    since: int | None = None
-    before: int | None = None
-    actions: list[str] | None = None
-    outcomes: list[str] | None = None
-    subtypes: list[str] | None = None
-    count: int = DEFAULT_COUNT
-    after: tuple[int, str, int] | None = None
-    ignored: set[str] = field(default_factory=set)
-
-
-def _values(name: str, value: str) -> list[str]:
-    values = [v.strip() for v in value.split(",") if v.strip()]
-    if not values:
-        raise BadRequest(f"{name} needs a value", expression=name)
-    if len(values) > MAX_VALUES:
-        raise BadRequest(f"{name} takes at most {MAX_VALUES} values", expression=name)
-    return values
-
-
-def _parse(pairs: list[tuple[str, str]], *, strict: bool) -> _Query:
-    q = _Query()
-    for name, value in pairs:
-        if name == "patient":
-            ids = [v.removeprefix("Patient/") for v in _values(name, value)]
-            for pid in ids:
-                check_id(pid)
-            q.patients = ids if q.patients is None else [p for p in q.patients if p in ids]
-        elif name == "date":
-            _date(q, value)
-        elif name == "action":
-            q.actions = _codes(name, value, ("C", "R", "U", "D", "E"))
-        elif name == "outcome":
-            q.outcomes = _codes(name, value, _OUTCOMES)
-        elif name == "subtype":
-            q.subtypes = [v.rpartition("|")[2] for v in _values(name, value)]
-            for code in q.subtypes:
-                if code not in ACTIONS:
-                    raise BadRequest(
-                        f"subtype '{code[:40]}' is not an interaction this server records", expression=name
-                    )
-        elif name == "_count":
-            if not value.isdigit():
-                raise BadRequest("_count must be a whole number", expression="_count")
-            q.count = min(int(value), MAX_COUNT)
-        elif name == "_page":
-            q.after = _uncursor(value)
-        elif strict:
-            raise BadRequest(f"Unknown search parameter '{name[:64]}' for AuditEvent", expression=name[:64])
-        else:
-            q.ignored.add(name[:64])
-    return q
-
-
-def _codes(name: str, value: str, allowed: Sequence[str]) -> list[str]:
-    codes = _values(name, value)
-    for code in codes:
-        if code not in allowed:
-            raise BadRequest(f"{name} must be one of {', '.join(allowed)}", expression=name)
-    return codes
-
-
-def _date(q: _Query, value: str) -> None:
-    prefix, text = (value[:2], value[2:]) if value[:2] in ("eq", "ge", "gt", "le", "lt") else ("eq", value)
-    try:
-        low, high = date_range(text)
-    except ValueError as exc:
-        raise BadRequest(str(exc)[:200], expression="date") from None
-    if prefix in ("eq", "ge"):
-        q.since = max(q.since or low, low)
-    if prefix == "gt":
-        q.since = max(q.since or high + 1, high + 1)
-    if prefix in ("eq", "le"):
-        q.before = min(q.before or high + 1, high + 1)
-    if prefix == "lt":
-        q.before = min(q.before or low, low)

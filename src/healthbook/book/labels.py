@@ -204,6 +204,7 @@ _WORDS: dict[str, tuple[str, str]] = {
     "log.patch": ("Cập nhật", "Updated"),
     "log.delete": ("Xóa", "Deleted"),
     "log.$everything": ("Mở toàn bộ sổ", "Opened the whole book"),
+    "log.$summary": ("Xem sổ sức khỏe", "Viewed the health book"),
     "log.$export": ("Xuất dữ liệu hàng loạt", "Bulk-exported"),
     "log.$break-glass": ("Truy cập khẩn cấp", "Emergency access"),
     "log.$import-xml130": ("Gửi dữ liệu khám chữa bệnh (XML 130)", "Sent care data (XML 130)"),

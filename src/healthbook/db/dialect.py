@@ -292,8 +292,9 @@ def estimate_rows(conn: Connection, stmt: ClauseElement) -> int | None:
 def append_only_ddl(conn: Connection, table: str) -> list[str]:
     """Statements making a table refuse UPDATE and DELETE (the audit trail); `table` is our own name.
 
-    PostgreSQL: a row trigger raising an exception (TRUNCATE, a table owner's privilege, is left to
-    the operator and shows in `healthbook audit verify` as missing chains); SQLite: RAISE(ABORT).
+    PostgreSQL: row triggers for UPDATE and DELETE and a statement trigger for TRUNCATE, raising an
+    exception (the table owner can still drop them: the hash chains and their anchor show what was done
+    then); SQLite: RAISE(ABORT) (it has no TRUNCATE).
     """
     message = f"{table} is append-only"
     if is_sqlite(conn):
@@ -307,6 +308,8 @@ def append_only_ddl(conn: Connection, table: str) -> list[str]:
         f"$$ BEGIN RAISE EXCEPTION '{message}' USING ERRCODE = 'insufficient_privilege'; END $$",
         f"CREATE TRIGGER {table}_append_only BEFORE UPDATE OR DELETE ON {table} "
         f"FOR EACH ROW EXECUTE FUNCTION {table}_refuse()",
+        f"CREATE TRIGGER {table}_no_truncate BEFORE TRUNCATE ON {table} "
+        f"FOR EACH STATEMENT EXECUTE FUNCTION {table}_refuse()",
     ]
 
 
@@ -315,6 +318,7 @@ def drop_append_only_ddl(conn: Connection, table: str) -> list[str]:
     if is_sqlite(conn):
         return [f"DROP TRIGGER IF EXISTS {table}_no_{op}" for op in ("update", "delete")]
     return [
+        f"DROP TRIGGER IF EXISTS {table}_no_truncate ON {table}",
         f"DROP TRIGGER IF EXISTS {table}_append_only ON {table}",
         f"DROP FUNCTION IF EXISTS {table}_refuse()",
     ]

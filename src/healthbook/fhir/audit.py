@@ -6,6 +6,7 @@ reports accesses through an `AuditSink`, so that it runs without one (NoAudit) i
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Protocol
@@ -99,3 +100,29 @@ def query_names(res_type: str | None, names: Iterable[str]) -> str:
     """A search as the trail keeps it: the type and the parameter names, without any value."""
     distinct = sorted({n for n in names if n})
     return f"{res_type or ''}?{'&'.join(distinct)}"[:1000]
+
+
+_PATIENT_REF = re.compile(r"(?<![A-Za-z])Patient/([A-Za-z0-9\-.]{1,64})")
+_ID = re.compile(r"[A-Za-z0-9\-.]{1,64}")
+MAX_NAMED = 1000
+
+
+def named_books(
+    res_type: str | None, pairs: Iterable[tuple[str, str]], compartment: tuple[str, str] | None
+) -> set[str]:
+    """The books a search names (its Patient compartment, Patient/… values, patient=, Patient?_id=).
+
+    Such a search reads those books even when it returns none of their records (a count, an empty
+    result, _has over shared Organizations), so the trail records them too; at most MAX_NAMED.
+    """
+    found: set[str] = set()
+    if compartment is not None and compartment[0] == "Patient":
+        found.add(compartment[1])
+    for name, value in pairs:
+        found.update(_PATIENT_REF.findall(value))
+        base = name.split(":")[0].split(".")[0]
+        if base == "patient" or (res_type == "Patient" and base == "_id"):
+            found.update(v for v in value.split(",") if _ID.fullmatch(v))
+        if len(found) >= MAX_NAMED:
+            break
+    return set(sorted(found)[:MAX_NAMED])

@@ -84,7 +84,7 @@ AUDIT_EVENT: dict[str, Any] = {
     ),
     "interaction": [{"code": "read"}, {"code": "vread"}, {"code": "create"}, {"code": "search-type"}],
     "versioning": "versioned",
-    "readHistory": True,
+    "readHistory": False,
     "updateCreate": True,
     "searchParam": [
         {"name": "patient", "type": "reference", "documentation": "The health book (Patient id)"},

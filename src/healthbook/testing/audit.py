@@ -11,13 +11,10 @@ AUDIT_TABLES = ("audit_event", "audit_head")
 
 
 def wipe(conn: Connection) -> None:
-    """TRUNCATE on PostgreSQL (row triggers do not fire); on SQLite lift the triggers for the DELETE."""
-    if not is_sqlite(conn):
-        conn.execute(text("TRUNCATE audit_event, audit_head"))
-        return
+    """Lift the append-only triggers, empty both tables, put the triggers back (in one transaction)."""
     for statement in drop_append_only_ddl(conn, "audit_event"):
         conn.execute(text(statement))
-    conn.execute(text("DELETE FROM audit_event"))
     conn.execute(text("DELETE FROM audit_head"))
+    conn.execute(text("DELETE FROM audit_event" if is_sqlite(conn) else "TRUNCATE audit_event"))
     for statement in append_only_ddl(conn, "audit_event"):
         conn.execute(text(statement))

@@ -113,8 +113,10 @@ def _referenced_by(conn: Connection, owners: list[tuple[str, str, str]]) -> set[
     return out
 
 
-def everything(service: FhirService, caller: Caller, q: EverythingQuery) -> tuple[list[Row], int]:
-    """The page of rows and the total number of resources in the result."""
+def everything(
+    service: FhirService, caller: Caller, q: EverythingQuery, *, interaction: str = "$everything"
+) -> tuple[list[Row], int]:
+    """The page of rows and the total number of resources in the result; `interaction` names it in the trail."""
     for _pid in q.patient_ids:
         service.policy.check(caller, "everything", "Patient")
     rows: dict[tuple[str, str], Row] = {}
@@ -147,13 +149,14 @@ def everything(service: FhirService, caller: Caller, q: EverythingQuery) -> tupl
                 if ("Patient", pid) not in rows:
                     raise NotFound(f"Patient/{pid} is not known")
     selected = [row for row in rows.values() if q.types is None or row[1] in q.types]
-    if service.audit.wants(caller):
-        # Every book asked for was opened, whatever page is served; other books only if shown.
-        keys = [*q.patient_ids, *(r[0] for r in selected[q.offset : q.offset + q.count])]
-        service.audit.record(caller, book_accesses(keys, "$everything", "Patient"))
     # The patients first, then by type and id: a stable order for paging.
     selected.sort(key=lambda row: (row[1] != "Patient", row[1], row[2]))
-    return selected[q.offset : q.offset + q.count], len(selected)
+    page = selected[q.offset : q.offset + q.count]
+    if service.audit.wants(caller):
+        # Every book asked for was opened, whatever page is served; other books only if shown.
+        keys = [*q.patient_ids, *(r[0] for r in page)]
+        service.audit.record(caller, book_accesses(keys, interaction, "Patient"))
+    return page, len(selected)
 
 
 def everything_bundle(

@@ -84,7 +84,9 @@ def summary_document(
 ) -> Resource:
     """The document Bundle of one patient's health book (404 when the Patient is unknown or deleted)."""
     check_id(patient_id)
-    rows, _ = everything(fhir, caller, EverythingQuery((patient_id,), None, None, ALL, 0))
+    rows, _ = everything(
+        fhir, caller, EverythingQuery((patient_id,), None, None, ALL, 0), interaction="$summary"
+    )
     resources: list[Resource] = [jsonio.loads(row[4]) for row in rows if row[4]]
     resources += _staff_roles(search, caller, resources)
     return build_document(

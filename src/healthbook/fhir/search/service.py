@@ -20,7 +20,16 @@ from healthbook.db import dialect
 from healthbook.db.engine import Database
 from healthbook.errors import BadRequest, TooCostly
 from healthbook.fhir import bundles, jsonio
-from healthbook.fhir.audit import AuditSink, NoAudit, book_accesses, query_names
+from healthbook.fhir.audit import (
+    MINOR_FAILURE,
+    SUCCESS,
+    Access,
+    AuditSink,
+    NoAudit,
+    book_accesses,
+    named_books,
+    query_names,
+)
 from healthbook.fhir.capability import SearchParamInfo
 from healthbook.fhir.compartment import compartment_names, member_params
 from healthbook.fhir.definitions import load_json
@@ -33,6 +42,7 @@ from healthbook.fhir.search.includes import included, parse_specs
 from healthbook.fhir.search.query import ParsedQuery, parse
 from healthbook.fhir.search.registry import indexed_params, params_for
 from healthbook.fhir.service import check_id, check_type
+from healthbook.fhir.store import sql_repository as store
 from healthbook.fhir.store.batch import pending
 from healthbook.fhir.store.schema import INDEX_TABLES
 from healthbook.fhir.store.sql_repository import StoredVersion
@@ -171,6 +181,7 @@ class SearchService:
                     extra_rows = included(conn, [(r[0], r[1], r[2]) for r in rows], includes, revincludes)
                 whole = bool(count) and not (offset or after or before or page.more)
                 total = self._total(conn, parsed, scope, summary, total_mode, page, whole=whole)
+                named = self._named(conn, caller, res_type, pairs, compartment)
         except DBAPIError as exc:
             if dialect.is_statement_timeout(exc):
                 raise TooCostly(
@@ -181,9 +192,17 @@ class SearchService:
             raise
         if self.audit.wants(caller):
             what = "search-system" if res_type is None else "search-type"
-            names = query_names(res_type, (name for name, _ in pairs))
+            unknown = set(parsed.ignored)  # only names the server understood: nothing planted by the caller
+            names = query_names(res_type, (name for name, _ in pairs if name not in unknown))
             keys = [r[0] for r in rows] + [r[0] for r in extra_rows]  # the books whose records it saw
-            self.audit.record(caller, book_accesses(keys, what, res_type, query=names))
+            accesses = book_accesses(keys, what, res_type, query=names)
+            shown = {a.patient_key for a in accesses}
+            accesses += [
+                Access(book, what, res_type, outcome=SUCCESS if seen else MINOR_FAILURE, query=names)
+                for book, seen in sorted(named.items())
+                if book not in shown
+            ]
+            self.audit.record(caller, accesses)
         entries = [self._entry(base, r[1], r[2], r[3], parsed, summary, "match") for r in rows]
         entries += [self._entry(base, r[1], r[2], r[3], parsed, summary, "include") for r in extra_rows]
         if parsed.ignored:
@@ -198,6 +217,26 @@ class SearchService:
             path = f"/{res_type}" if res_type else ""
         links = self._links(base, path, pairs, offset, count, page, after=after, before=before)
         return bundles.bundle("searchset", entries, links, total=total)
+
+    def _named(
+        self,
+        conn: Connection,
+        caller: Caller,
+        res_type: str | None,
+        pairs: list[tuple[str, str]],
+        compartment: tuple[str, str] | None,
+    ) -> dict[str, bool]:
+        """The books the search names, and whether the caller may see each (for the audit trail)."""
+        if not self.audit.wants(caller):
+            return {}
+        named = named_books(res_type, pairs, compartment)
+        # Only books that exist: a search naming made-up ids must not start chains for them.
+        books = [r[0] for r in store.current_by_key(conn, [("Patient", b) for b in sorted(named)])]
+        if not books:
+            return {}
+        condition = self.policy.condition(conn, caller)
+        seen = sql.visible(conn, [(b, "Patient", b) for b in books], condition)
+        return {b: (b, "Patient", b) in seen for b in books}
 
     @contextmanager
     def restricted(self, conn: Connection, caller: Caller) -> Iterator[None]:
