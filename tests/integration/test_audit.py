@@ -359,7 +359,7 @@ def test_the_book_page_shows_its_owner_who_accessed_it(secured: tuple[TestClient
         assert page.status_code == 200
         assert "Ai đã truy cập sổ này" in page.text
         assert f"Nhân viên y tế · Cơ sở {pop.STATION} ({pop.STATION})" in page.text
-        assert "Xem Observation" in page.text and "bị từ chối" in page.text
+        assert "Xem kết quả đo, xét nghiệm" in page.text and "bị từ chối" in page.text
         assert "Chính chủ" in page.text and "Xem sổ sức khỏe" in page.text  # this very visit ($summary)
         english = client.get(f"/so-suc-khoe/{pop.CITIZEN}?lang=en")
         assert "Who accessed this book" in english.text and "A health worker" in english.text

@@ -91,7 +91,7 @@ async def health_book(request: Request) -> Response:
     view = book_view(
         found.document, lang, fhir_url=f"{base}/Patient/{found.patient_id}/$summary", several=found.several
     )
-    log = await run_in_threadpool(access_log, services, caller, found.patient_id)
+    log = await run_in_threadpool(access_log, services, caller, found.patient_id, lang)
     return render("book.html", 200, lang, view=view, log=log)
 
 

@@ -8,6 +8,7 @@ from typing import Any
 
 from healthbook.auth.subject import Caller
 from healthbook.book.dates import show_date, show_time
+from healthbook.book.labels import Lang, word
 from healthbook.errors import NotFound
 from healthbook.fhir.operations.summary import patients_with_identifier, search_resources, summary_document
 from healthbook.fhir.router import Services
@@ -95,7 +96,18 @@ class LogLine:
     refused: bool
 
 
-def access_log(services: Services, caller: Caller, patient_id: str) -> list[LogLine] | None:
+def _type_words(res_type: str | None, lang: Lang) -> str:
+    """What kind of record, in words; the type name itself when the book has no word for it."""
+    if not res_type or res_type == "Patient":
+        return ""
+    key = f"rtype.{res_type}"
+    text = word(key, lang)
+    return res_type if text == key else text
+
+
+def access_log(
+    services: Services, caller: Caller, patient_id: str, lang: Lang = "vi"
+) -> list[LogLine] | None:
     """The latest accesses to a book, for its owner (and guardians); None for anyone else."""
     if services.audit is None:
         return None
@@ -110,7 +122,7 @@ def access_log(services: Services, caller: Caller, patient_id: str) -> list[LogL
             role=str(r["agent_role"] or ""),
             facility=names.get(str(r["agent_facility"]), str(r["agent_facility"] or "")),
             interaction=str(r["interaction"]),
-            what=f"{r['res_type']}" if r["res_type"] and r["res_type"] != "Patient" else "",
+            what=_type_words(r["res_type"], lang),
             refused=r["outcome"] != "0",
         )
         for r in rows
