@@ -9,9 +9,11 @@ from sqlalchemy.engine import Connection
 
 from healthbook.access import derive
 from healthbook.access import repository as repo
+from healthbook.db.engine import transaction_state
 from healthbook.fhir import jsonio
 from healthbook.fhir.compartment import NO_PATIENT_PREFIX
 from healthbook.fhir.store import sql_repository as store
+from healthbook.fhir.store.batch import queued
 from healthbook.fhir.store.sql_repository import StoredVersion
 from healthbook.fhir.timeutil import parse_instant_us
 from healthbook.identity import systems
@@ -23,6 +25,9 @@ def _content(conn: Connection, ref: str) -> dict[str, Any] | None:
     rtype, _, rid = ref.partition("/")
     if not rtype or not rid or "/" in rid:
         return None
+    found, text = queued(conn, rtype, rid)  # written earlier in the same batch: no flush needed
+    if found:
+        return jsonio.loads(text) if text is not None else None
     key = rid if rtype == "Patient" else store.locate(conn, rtype, rid)
     cur = store.current(conn, key, rtype, rid) if key else None
     if cur is None or cur.deleted or cur.content is None:
@@ -78,6 +83,28 @@ def _grant(key: str, grantee: str, grant_id: str, **extra: Any) -> dict[str, Any
     return row
 
 
+def _put(conn: Connection, rows: list[dict[str, Any]]) -> None:
+    """put_grants, skipping rows this transaction has put already (a book's many encounters at a station)."""
+    done: set[tuple[Any, ...]] = transaction_state(conn).setdefault("grants_put", set())
+    fresh = [r for r in rows if tuple(r.values()) not in done]
+    repo.put_grants(conn, fresh)
+    done.update(tuple(r.values()) for r in fresh)
+
+
+def _drop(conn: Connection, keys: list[str], grant_id: str, *, prefix: bool = False) -> None:
+    """drop_grants; what this transaction put is forgotten too, so that putting it again writes it."""
+    repo.drop_grants(conn, keys, grant_id, prefix=prefix)
+    transaction_state(conn).pop("grants_put", None)
+
+
+def _hidden_encounters(conn: Connection, book: str) -> dict[str, list[str]]:
+    """A book's hidden Encounters, read once per transaction (consents written in it reset this)."""
+    cache: dict[str, dict[str, list[str]]] = transaction_state(conn).setdefault("hidden_encounters", {})
+    if book not in cache:
+        cache[book] = repo.hidden_encounters(conn, book)
+    return cache[book]
+
+
 def _keys(stored: StoredVersion, prev_key: str | None) -> list[str]:
     return sorted({stored.patient_key, *([prev_key] if prev_key else [])})
 
@@ -102,15 +129,15 @@ def on_write(
 
 
 def _own_book(conn: Connection, stored: StoredVersion, doc: dict[str, Any] | None) -> None:
-    repo.drop_grants(conn, [stored.patient_key], "self")
+    _drop(conn, [stored.patient_key], "self")
     cccd = derive.identifier(doc, systems.CCCD) if doc else None
     if cccd is not None:
-        repo.put_grants(conn, [_grant(stored.patient_key, f"cccd:{cccd}", "self", sees_hidden=True)])
+        _put(conn, [_grant(stored.patient_key, f"cccd:{cccd}", "self", sees_hidden=True)])
 
 
 def _guardian(conn: Connection, stored: StoredVersion, doc: dict[str, Any] | None, prev: str | None) -> None:
     grant_id = f"guardian:{stored.res_id}"
-    repo.drop_grants(conn, _keys(stored, prev), grant_id)
+    _drop(conn, _keys(stored, prev), grant_id)
     found = derive.guardian(doc) if doc else None
     if found is None or stored.patient_key.startswith(NO_PATIENT_PREFIX):
         return
@@ -133,7 +160,7 @@ def _encounter(conn: Connection, stored: StoredVersion, doc: dict[str, Any] | No
     if stored.version_id == 1 and doc is not None:
         code = encounter_facility(conn, doc)
         if code is not None:
-            repo.put_grants(conn, [_grant(stored.patient_key, f"facility:{code}", "encounter")])
+            _put(conn, [_grant(stored.patient_key, f"facility:{code}", "encounter")])
         return
     for key in _keys(stored, prev):
         if key.startswith(NO_PATIENT_PREFIX):
@@ -144,8 +171,8 @@ def _encounter(conn: Connection, stored: StoredVersion, doc: dict[str, Any] | No
             code = encounter_facility(conn, jsonio.loads(row[4])) if row[4] else None
             if code is not None:
                 codes.add(code)
-        repo.drop_grants(conn, [key], "encounter")
-        repo.put_grants(conn, [_grant(key, f"facility:{c}", "encounter") for c in sorted(codes)])
+        _drop(conn, [key], "encounter")
+        _put(conn, [_grant(key, f"facility:{c}", "encounter") for c in sorted(codes)])
 
 
 def resolve_actor(conn: Connection, actor: derive.Actor) -> str | None:
@@ -167,8 +194,9 @@ def resolve_actor(conn: Connection, actor: derive.Actor) -> str | None:
 
 def _consent(conn: Connection, stored: StoredVersion, doc: dict[str, Any] | None, prev: str | None) -> None:
     keys = _keys(stored, prev)
-    repo.drop_grants(conn, keys, f"consent:{stored.res_id}:", prefix=True)
+    _drop(conn, keys, f"consent:{stored.res_id}:", prefix=True)
     repo.unhide(conn, keys, stored.res_id)
+    transaction_state(conn).pop("hidden_encounters", None)  # what is hidden changes with this consent
     if doc is None or stored.patient_key.startswith(NO_PATIENT_PREFIX):
         return
     rules = derive.consent_rules(doc)
@@ -192,7 +220,7 @@ def _consent(conn: Connection, stored: StoredVersion, doc: dict[str, Any] | None
                         purpose=permit.purpose,
                     )
                 )
-    repo.put_grants(conn, rows)
+    _put(conn, rows)
     # Only the book's own records can be hidden by its consent; a consent that hides records is hidden
     # with them (it names what it hides).
     own = [
@@ -214,5 +242,6 @@ def _inherit_hiding(conn: Connection, stored: StoredVersion, doc: dict[str, Any]
     ids = derive.encounter_ids(doc)
     if not ids:
         return
-    for consent_id in repo.hiding_consents(conn, stored.patient_key, "Encounter", ids):
+    hidden = _hidden_encounters(conn, stored.patient_key)
+    for consent_id in sorted({c for i in ids for c in hidden.get(i, [])}):
         repo.hide(conn, stored.patient_key, [(stored.res_type, stored.res_id)], consent_id)

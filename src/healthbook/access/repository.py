@@ -55,20 +55,19 @@ def has_grant(
     return conn.execute(stmt.limit(1)).first() is not None
 
 
+_VALUE_COLUMNS = ("sees_hidden", "valid_from", "valid_to", "data_from", "data_to", "purpose")
+
+
 def put_grants(conn: Connection, rows: Sequence[dict[str, Any]]) -> None:
-    """Insert grants, replacing a grant of the same key (patient, grantee, grant id, type)."""
-    for row in rows:
-        stmt = upsert(conn, access_grant).values(**row)
-        conn.execute(
-            stmt.on_conflict_do_update(
-                index_elements=["patient_key", "grantee", "grant_id", "res_type"],
-                set_={
-                    k: stmt.excluded[k]
-                    for k in row
-                    if k not in ("patient_key", "grantee", "grant_id", "res_type")
-                },
-            )
-        )
+    """Insert grants (every column given), replacing a grant of the same key (patient, grantee, id, type)."""
+    if not rows:
+        return
+    stmt = upsert(conn, access_grant)
+    stmt = stmt.on_conflict_do_update(
+        index_elements=["patient_key", "grantee", "grant_id", "res_type"],
+        set_={k: stmt.excluded[k] for k in _VALUE_COLUMNS},
+    )
+    conn.execute(stmt, list(rows))  # one statement, compiled once (executemany)
 
 
 def drop_grants(
@@ -102,12 +101,13 @@ def unhide(conn: Connection, patient_keys: Sequence[str], consent_id: str) -> No
     )
 
 
-def hiding_consents(conn: Connection, patient_key: str, res_type: str, res_ids: Sequence[str]) -> list[str]:
-    """The consents that hide any of these records of a book."""
-    stmt = select(_h.consent_id).where(
-        _h.patient_key == patient_key, _h.res_type == res_type, _h.res_id.in_(list(res_ids))
-    )
-    return sorted({r[0] for r in conn.execute(stmt)})
+def hidden_encounters(conn: Connection, patient_key: str) -> dict[str, list[str]]:
+    """The hidden Encounters of a book, with the consents that hide each."""
+    stmt = select(_h.res_id, _h.consent_id).where(_h.patient_key == patient_key, _h.res_type == "Encounter")
+    found: dict[str, list[str]] = {}
+    for rid, consent in conn.execute(stmt):
+        found.setdefault(rid, []).append(consent)
+    return found
 
 
 def hidden_in(conn: Connection, patient_key: str) -> set[tuple[str, str]]:

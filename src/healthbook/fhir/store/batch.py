@@ -43,6 +43,7 @@ class PendingWrites:
     index_deletes: list[tuple[str, str, str]] = field(default_factory=list)
     index_rows: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
     keys: set[tuple[str, str]] = field(default_factory=set)
+    latest: dict[tuple[str, str], str | None] = field(default_factory=dict)  # content (None: deleted)
 
     copy: bool = False
 
@@ -83,6 +84,7 @@ class PendingWrites:
             rows.clear()
         self.index_rows.clear()
         self.keys.clear()
+        self.latest.clear()
 
 
 COPY_THRESHOLD = 50
@@ -107,6 +109,18 @@ def pending(conn: Connection) -> PendingWrites | None:
     """The queue attached to this connection, if a batch is open."""
     found: PendingWrites | None = conn.info.get(_KEY)
     return found
+
+
+def queued(conn: Connection, res_type: str, res_id: str) -> tuple[bool, str | None]:
+    """(True, content) when a resource's latest version is still queued (content None: a deletion).
+
+    Lets a write hook read what the same batch wrote without flushing the queue (which would cut the
+    batch into small statements).
+    """
+    queue = pending(conn)
+    if queue is not None and (res_type, res_id) in queue.latest:
+        return True, queue.latest[(res_type, res_id)]
+    return False, None
 
 
 def flush_if_pending(conn: Connection, res_type: str, res_id: str) -> None:

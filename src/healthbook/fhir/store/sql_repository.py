@@ -95,6 +95,7 @@ def write(conn: Connection, rec: StoredVersion, *, is_new: bool) -> None:
     queue = pending(conn)
     if queue is not None:
         queue.keys.add((rec.res_type, rec.res_id))
+        queue.latest[(rec.res_type, rec.res_id)] = None if rec.deleted else rec.content
         queue.versions.append({**params, "method": rec.method, "content": rec.content})
         if is_new:
             queue.new_current.append({**params, "deleted": rec.deleted, "content": rec.content})
