@@ -62,7 +62,12 @@ def build_services(settings: Settings, db: Database | None = None) -> Services:
     access.install()
     identity = IdentityService(fhir, policy)
     identity.install()
-    trail = AuditTrail(database, access, server=settings.public_base_url or "healthbook")
+    trail = AuditTrail(
+        database,
+        access,
+        server=settings.public_base_url or "healthbook",
+        durable_reads=settings.audit_durable_reads,
+    )
     trail.install(fhir)
     search.audit = trail
     return Services(

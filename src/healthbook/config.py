@@ -126,6 +126,9 @@ class Settings(BaseSettings):
     # and .well-known excepted); off, for development only: a request without a token is an anonymous
     # caller that sees everything (a token, when sent, is still checked).
     auth: Literal["off", "required"] = "required"
+    # Commit the audit events of reads waiting for the disk like any write (slower reads); by default
+    # they are committed without waiting (lost only in a crash of the database machine itself).
+    audit_durable_reads: bool = False
     # How long an emergency (break-glass) access lasts, in hours.
     break_glass_hours: float = Field(default=24.0, gt=0, le=72)
     # Trusted OpenID Connect issuers (see IssuerSettings).

@@ -6,6 +6,7 @@ from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
+from sqlalchemy import text
 
 from healthbook.fhir.router import Services
 from tests.integration import access_population as pop
@@ -503,3 +504,49 @@ def _caller_of(services: Services, tok: str) -> Any:
 
     auth = build_auth(services.settings, services)
     return asyncio.run(auth.authenticator.caller(f"Bearer {tok}"))
+
+
+def test_the_quick_record_check_agrees_with_the_general_condition(
+    secured: tuple[TestClient, Services],
+) -> None:
+    """RecordPolicy.sees (reads and writes) decides like View.condition (searches) for every record."""
+    from healthbook.access.policy import RecordPolicy
+    from healthbook.auth.subject import Caller, Role
+    from healthbook.fhir.search.sql import visible
+
+    client, services = secured
+    h = as_("citizen")
+    assert (
+        client.post(
+            "/fhir/Consent", json=_hide("citizen", "Encounter/citizen-hospital"), headers=h
+        ).status_code
+        == 201
+    )
+    dated = _permit("citizen", pop.ELSEWHERE, ["Observation"], {"start": "2020-01-01", "end": "2030-12-31"})
+    assert client.post("/fhir/Consent", json=dated, headers=h).status_code == 201
+    typed = _permit("citizen", pop.HOSPITAL, ["Condition", "Patient"])
+    assert client.post("/fhir/Consent", json=typed, headers=h).status_code == 201
+    callers = [
+        Caller(subject="c", issuer=pop.ISSUER, role=Role.CITIZEN, cccd=pop.CITIZEN),
+        Caller(subject="m", issuer=pop.ISSUER, role=Role.GUARDIAN, cccd=pop.MOTHER),
+        Caller(subject="s", issuer=pop.ISSUER, role=Role.CITIZEN, cccd=pop.STRANGER),
+        Caller(subject="w", issuer=pop.ISSUER, role=Role.HEALTH_WORKER, facility=pop.STATION),
+        Caller(subject="e", issuer=pop.ISSUER, role=Role.HEALTH_WORKER, facility=pop.ELSEWHERE),
+        Caller(subject="h", issuer=pop.ISSUER, role=Role.FACILITY_SYSTEM, facility=pop.HOSPITAL),
+        Caller(subject="g", issuer=pop.ISSUER, role=Role.MANAGER, province="01"),
+        Caller(subject="anonymous"),
+    ]
+    policy = services.fhir.policy
+    assert isinstance(policy, RecordPolicy)
+    decided = 0
+    with services.fhir.db.read() as conn:
+        keys = [tuple(r) for r in conn.execute(text("SELECT patient_key, res_type, res_id FROM resource"))]
+        for caller in callers:
+            condition = policy.condition(conn, caller)
+            general = visible(conn, keys, condition)
+            for key in keys:
+                quick = policy.sees(conn, caller, *key)
+                if quick is not None:
+                    decided += 1
+                    assert quick == (key in general), (caller.subject, key)
+    assert decided > len(keys) * len(callers) * 0.9

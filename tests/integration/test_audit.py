@@ -420,3 +420,22 @@ def test_an_xml130_submission_records_the_facility_for_every_book_it_wrote(
         client.get(f"/fhir/{book(e)}", headers=pop.headers(station_system)).status_code for e in events
     ]
     assert 200 in readable  # the mother's, whose Encounter the station provided
+
+
+def test_read_events_commit_without_waiting_for_the_disk_and_nothing_else_does(services: Services) -> None:
+    db = services.fhir.db
+    if db.is_sqlite:
+        probe = "PRAGMA synchronous"
+        relaxed, normal = 1, {"FULL": 2, "NORMAL": 1, "OFF": 0, "EXTRA": 3}[db.synchronous.upper()]
+    else:
+        probe = "SHOW synchronous_commit"
+        relaxed, normal = "off", "on"
+
+    def setting(conn: Any) -> Any:
+        return conn.exec_driver_sql(probe).scalar()
+
+    with db.write(durable=False) as conn:
+        assert setting(conn) == relaxed
+    for _ in range(3):  # whichever pooled connection comes next is back to the configured durability
+        with db.write() as conn:
+            assert setting(conn) == normal

@@ -15,6 +15,7 @@ from healthbook.access.view import FEW_KEYS, Condition, View, grantees, nothing
 from healthbook.auth.scopes import INTERACTION_PERMISSIONS, Context, scope_allows
 from healthbook.auth.subject import ANONYMOUS, Caller, Role
 from healthbook.errors import Forbidden
+from healthbook.fhir.compartment import NO_PATIENT_PREFIX
 from healthbook.fhir.timeutil import now_us
 
 _READS = frozenset({"read", "vread", "history-instance", "search", "search-type", "search-system"})
@@ -67,6 +68,30 @@ class RecordPolicy:
         ):
             what = res_type or "all resource types"
             raise Forbidden(f"The access token's scopes do not allow {interaction} on {what}")
+
+    def sees(self, conn: Connection, caller: Caller, key: str, res_type: str, res_id: str) -> bool | None:
+        """Whether the caller sees one record, decided from its book's grants; None: ask condition().
+
+        The same rule as View.condition for one record, in two indexed lookups instead of a statement
+        built per call (a read, a write's check): None only when a grant limited to a data period
+        could decide, which takes the record's clinical dates.
+        """
+        if self.unrestricted(caller):
+            return True
+        if not caller.authenticated:
+            return False  # nothing at all, shared records included
+        if key.startswith(NO_PATIENT_PREFIX):
+            return True
+        names = grantees(caller)
+        if not names:
+            return False
+        covering = [g for g in repo.book_grants(conn, key, names, now_us()) if g[0] in ("*", res_type)]
+        undated = [g for g in covering if (g[2] is None and g[3] is None) or res_type == "Patient"]
+        if any(g[1] for g in undated):
+            return True
+        if undated and not repo.is_hidden(conn, key, res_type, res_id):
+            return True
+        return False if len(undated) == len(covering) else None
 
     def condition(self, conn: Connection, caller: Caller) -> Condition | None:
         """None for unrestricted callers; otherwise the View of the caller's grants, now."""

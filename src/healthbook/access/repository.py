@@ -32,6 +32,24 @@ def _valid(now: int) -> Any:
     )
 
 
+def book_grants(
+    conn: Connection, patient_key: str, grantees: Sequence[str], now: int
+) -> list[tuple[str, bool, int | None, int | None]]:
+    """The valid grants of these grantee names on one book: (res_type, sees_hidden, data_from, data_to)."""
+    stmt = select(_g.res_type, _g.sees_hidden, _g.data_from, _g.data_to).where(
+        _g.patient_key == patient_key, _g.grantee.in_(list(grantees)), _valid(now)
+    )
+    return [(r[0], bool(r[1]), r[2], r[3]) for r in conn.execute(stmt)]
+
+
+def is_hidden(conn: Connection, patient_key: str, res_type: str, res_id: str) -> bool:
+    """Whether any consent hides this record."""
+    stmt = select(_h.consent_id).where(
+        _h.patient_key == patient_key, _h.res_type == res_type, _h.res_id == res_id
+    )
+    return conn.execute(stmt.limit(1)).first() is not None
+
+
 def emergency_books(conn: Connection, grantee: str, books: Sequence[str], now: int) -> set[str]:
     """Which of these books the grantee reads under a valid break-glass grant."""
     stmt = select(_g.patient_key).where(

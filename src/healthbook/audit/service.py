@@ -45,10 +45,13 @@ class VerifyReport:
 class AuditTrail:
     """The AuditSink of the server, and the AuditEvent read interactions."""
 
-    def __init__(self, db: Database, access: AccessService, *, server: str = "healthbook"):
+    def __init__(
+        self, db: Database, access: AccessService, *, server: str = "healthbook", durable_reads: bool = False
+    ):
         self.db = db
         self.access = access
         self.server = server
+        self.durable_reads = durable_reads
 
     def install(self, fhir: FhirService) -> None:
         """Report the engine's accesses here; keep submitted AuditEvents immutable and apart from the trail."""
@@ -88,7 +91,8 @@ class AuditTrail:
             pending.extend(events)
             before_commit(conn, "audit", _append_pending)
             return
-        with self.db.write() as own:
+        # A read's events: committed without waiting for the disk (README "Audit"), unless configured.
+        with self.db.write(durable=self.durable_reads) as own:
             repo.append(own, events)
 
     @contextmanager

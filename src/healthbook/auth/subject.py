@@ -73,6 +73,9 @@ class AccessPolicy(Protocol):
     def condition(self, conn: Connection, caller: Caller) -> Condition | None:
         """The records this caller may see, as a condition on owner columns; None when it sees everything."""
 
+    def sees(self, conn: Connection, caller: Caller, key: str, res_type: str, res_id: str) -> bool | None:
+        """Whether the caller sees one record, when that is quick to tell; None: apply condition()."""
+
 
 class OpenPolicy:
     """Grants every interaction to any identified caller; used until access control is configured."""
@@ -86,6 +89,10 @@ class OpenPolicy:
         """Everything is visible."""
         return None
 
+    def sees(self, conn: Connection, caller: Caller, key: str, res_type: str, res_id: str) -> bool | None:
+        """As condition(): everything."""
+        return True
+
 
 class SystemOnlyPolicy:
     """Grants every interaction to in-process system callers and nothing to anyone else."""
@@ -98,3 +105,7 @@ class SystemOnlyPolicy:
     def condition(self, conn: Connection, caller: Caller) -> Condition | None:
         """System callers see everything (check() has refused the others)."""
         return None
+
+    def sees(self, conn: Connection, caller: Caller, key: str, res_type: str, res_id: str) -> bool | None:
+        """As condition(): everything."""
+        return True

@@ -121,6 +121,39 @@ def install_sqlite_hooks(engine: Engine, *, synchronous: str, busy_timeout_ms: i
         conn.exec_driver_sql(f"BEGIN {mode}")
 
 
+def relax_durability(conn: Connection) -> None:
+    """Commit the coming write transaction without waiting for the disk (called before its BEGIN).
+
+    PostgreSQL: synchronous_commit off for the transaction (lost only if the database server itself
+    crashes within ~0.6 s; never half-written). SQLite (WAL): synchronous NORMAL until restore_durability.
+    """
+    if is_sqlite(conn):
+        _sqlite_pragma(conn, "PRAGMA synchronous=NORMAL")  # outside any transaction, as SQLite wants
+    else:
+        conn.info["healthbook_relaxed"] = True
+
+
+def after_begin_relaxed(conn: Connection) -> None:
+    """The PostgreSQL half of relax_durability: it applies inside the transaction."""
+    if conn.info.pop("healthbook_relaxed", False):
+        conn.exec_driver_sql("SET LOCAL synchronous_commit TO off")
+
+
+def restore_durability(conn: Connection, synchronous: str) -> None:
+    """Undo relax_durability on a connection going back to the pool (SQLite; PostgreSQL needs nothing)."""
+    if is_sqlite(conn):
+        if synchronous.upper() not in ("OFF", "NORMAL", "FULL", "EXTRA"):
+            raise ValueError(f"invalid SQLite synchronous setting {synchronous!r}")
+        _sqlite_pragma(conn, f"PRAGMA synchronous={synchronous.upper()}")
+
+
+def _sqlite_pragma(conn: Connection, statement: str) -> None:
+    """A PRAGMA on the DBAPI connection itself (SQLAlchemy would open a transaction around it)."""
+    raw = conn.connection.driver_connection
+    assert raw is not None
+    raw.execute(statement)
+
+
 def mark_write(conn: Connection) -> None:
     """Ask for a write transaction on the next BEGIN (SQLite: IMMEDIATE; PostgreSQL: no-op)."""
     conn.info["healthbook_begin"] = "IMMEDIATE"

@@ -46,6 +46,7 @@ class Database:
                 parallel_workers=settings.pg_parallel_workers,
             ),
         )
+        self.synchronous = settings.sqlite_synchronous
         dialect.tune_engine(self.engine)
         dialect.install_sqlite_hooks(
             self.engine,
@@ -66,21 +67,28 @@ class Database:
         return Path(db)
 
     @contextmanager
-    def write(self) -> Iterator[Connection]:
+    def write(self, *, durable: bool = True) -> Iterator[Connection]:
         """A write transaction: committed when the block ends normally, rolled back otherwise.
 
         Work registered with before_commit() runs when the block has ended normally, just before COMMIT.
+        `durable=False` commits without waiting for the disk (dialect.relax_durability): for records
+        whose loss in a crash of the machine is acceptable (the audit events of reads).
         """
         with self.engine.connect() as conn:
+            if not durable:
+                dialect.relax_durability(conn)
             dialect.mark_write(conn)
             conn.info.pop(_TX, None)
             try:
                 with conn.begin():
+                    dialect.after_begin_relaxed(conn)
                     yield conn
                     for hook in list(transaction_state(conn).get("before_commit", {}).values()):
                         hook(conn)
             finally:
                 conn.info.pop(_TX, None)  # the DBAPI connection (and its info) goes back to the pool
+                if not durable:
+                    dialect.restore_durability(conn, self.synchronous)
 
     @contextmanager
     def read(self) -> Iterator[Connection]:
