@@ -7,21 +7,17 @@ Run `.venv/bin/python bench/audit.py` (about a minute); it prints one line per d
 from __future__ import annotations
 
 import statistics
-import sys
 import tempfile
 import time
-from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-
-from healthbook.app import build_services  # noqa: E402
-from healthbook.auth.scopes import parse_scopes  # noqa: E402
-from healthbook.auth.subject import Caller, Role  # noqa: E402
-from healthbook.config import Settings  # noqa: E402
-from healthbook.db.migrate import upgrade  # noqa: E402
-from healthbook.fhir.audit import NoAudit  # noqa: E402
-from healthbook.fhir.router import Services  # noqa: E402
-from healthbook.testing.postgres import TempPostgres  # noqa: E402
+from healthbook.app import build_services
+from healthbook.auth.scopes import parse_scopes
+from healthbook.auth.subject import Caller, Role
+from healthbook.config import Settings
+from healthbook.db.migrate import upgrade
+from healthbook.fhir.audit import NoAudit
+from healthbook.fhir.router import Services
+from healthbook.testing.postgres import TempPostgres
 
 READS = 2000
 SYSTEM = Caller.system("bench-audit")
