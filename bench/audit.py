@@ -77,7 +77,7 @@ def run(name: str, url: str) -> None:
     assert services.audit is not None
     report = services.audit.verify()
     services.fhir.db.dispose()
-    print(
+    print(  # noqa: T201 - the benchmark's output
         f"{name}: read by an in-process tool {plain:.0f} µs; by a health worker {restricted:.0f} µs "
         f"without the trail (access control ×{restricted / plain:.2f}), {audited:.0f} µs with it "
         f"(trail ×{audited / restricted:.2f}); {report.events:,} events in {report.books} chains "
