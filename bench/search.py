@@ -178,8 +178,8 @@ def run(args: argparse.Namespace, procs: Processes, pg_box: list[BenchPostgres])
         "family/given name (Zipf-weighted over the 105 Synthea family names, plus digits) and Observation "
         "values scaled by 0.85–1.15; the 203 Organizations and 203 Practitioners are shared; "
         f"cached as NDJSON in bench/out/search-data/format{FORMAT}-seed{args.seed}/; the large set is a "
-        "superset of the small one. (The synthetic population generator in src/healthbook/synth had no "
-        "command yet, so the Synthea clone is used.)"
+        "superset of the small one. (The Synthea clone, not `healthbook synth`, so that the figures stay "
+        "comparable with the earlier runs of this benchmark.)"
     )
     log("drawing parameter values from the small set")
     pools = collect(iter_docs(per_size[0]))
