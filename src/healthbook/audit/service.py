@@ -11,7 +11,6 @@ from __future__ import annotations
 import heapq
 import uuid
 from collections.abc import Callable, Iterator, Sequence
-from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from typing import Any
 
@@ -76,32 +75,28 @@ class AuditTrail:
         if not accesses or not self.wants(caller):
             return
         now = now_us()
-        if caller.role is Role.HEALTH_WORKER:  # reads under break-glass are for emergency treatment
-            with self._connection(conn) as c:
-                emergency = self.access.emergency_books(c, caller, sorted({a.patient_key for a in accesses}))
-            accesses = [
-                replace(a, purpose="ETREAT") if a.patient_key in emergency and a.purpose is None else a
-                for a in accesses
-            ]
-        events = [self._fields(caller, a, now) for a in accesses]
         if conn is not None:
             # Appended when the transaction ends, all its events at once in book order: two transactions
             # writing to the same books in other orders then cannot deadlock on the chain heads.
             pending: list[dict[str, Any]] = transaction_state(conn).setdefault("audit", [])
-            pending.extend(events)
+            pending.extend(self._fields(caller, a, now) for a in self._purposes(conn, caller, accesses))
             before_commit(conn, "audit", _append_pending)
             return
         # A read's events: committed without waiting for the disk (README "Audit"), unless configured.
         with self.db.write(durable=self.durable_reads) as own:
-            repo.append(own, events)
+            repo.append(own, [self._fields(caller, a, now) for a in self._purposes(own, caller, accesses)])
 
-    @contextmanager
-    def _connection(self, conn: Connection | None) -> Iterator[Connection]:
-        if conn is not None:
-            yield conn
-        else:
-            with self.db.read() as own:
-                yield own
+    def _purposes(self, conn: Connection, caller: Caller, accesses: Sequence[Access]) -> Sequence[Access]:
+        """A health worker's accesses to books opened by break-glass are for emergency treatment."""
+        if caller.role is not Role.HEALTH_WORKER:
+            return accesses
+        emergency = self.access.emergency_books(conn, caller, sorted({a.patient_key for a in accesses}))
+        if not emergency:
+            return accesses
+        return [
+            replace(a, purpose="ETREAT") if a.patient_key in emergency and a.purpose is None else a
+            for a in accesses
+        ]
 
     @staticmethod
     def _fields(caller: Caller, access: Access, now: int) -> dict[str, Any]:
