@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any
 
 from healthbook.fhir.outcomes import Issue
 
@@ -20,6 +21,8 @@ class HealthbookError(Exception):
             list(issues) if issues else [Issue("error", self.code, message, expression)]
         )
         self.headers: dict[str, str] = {}
+        # Accesses refused on the way (fhir.audit.Access), recorded by the audit trail after the rollback.
+        self.refused: list[Any] = []
 
 
 class BadRequest(HealthbookError):

@@ -291,3 +291,19 @@ def test_verify_on_a_live_trail_reports_no_false_break(
 
     monkeypatch.setattr(repo, "events_of", events_of)
     assert trail.verify().breaks == []
+
+
+def test_a_refused_write_is_recorded_after_its_rollback(secured: tuple[TestClient, Services]) -> None:
+    client, services = secured
+    obs = pop.observation("refused", "citizen", "citizen-hospital", "8867-4")  # the hospital's encounter
+    outcome(client.put("/fhir/Observation/refused", json=obs, headers=as_("station")), 403)
+    bundle = {
+        "resourceType": "Bundle",
+        "type": "transaction",
+        "entry": [{"resource": obs, "request": {"method": "PUT", "url": "Observation/refused"}}],
+    }
+    outcome(client.post("/fhir", json=bundle, headers=as_("station")), 403)
+    assert (
+        client.get("/fhir/Observation/refused", headers=as_("citizen")).status_code == 404
+    )  # nothing written
+    assert events(services, "citizen") == [("update", "4", "TREAT"), ("update", "4", "TREAT")]

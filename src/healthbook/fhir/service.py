@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import re
 import uuid
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import unquote_plus
@@ -240,7 +241,7 @@ class FhirService:
         check_type(res_type)
         self.policy.check(caller, "create", res_type)
         resource, warnings = self._checked_body(res_type, body, None)
-        with self.db.write() as conn:
+        with self.writing(caller) as conn:
             if if_none_exist is not None:
                 found = self._match(conn, res_type, if_none_exist, lock=True, caller=caller)
                 if len(found) > 1:
@@ -265,7 +266,9 @@ class FhirService:
         check_id(res_id)
         resource, warnings = self._checked_body(res_type, body, res_id)
         expected = parse_etag(if_match) if if_match is not None else None
-        return self._retry(lambda conn: self._put(conn, caller, resource, res_id, expected, "PUT"), warnings)
+        return self._retry(
+            caller, lambda conn: self._put(conn, caller, resource, res_id, expected, "PUT"), warnings
+        )
 
     def conditional_update(
         self, caller: Caller, res_type: str, query: str, body: Any, *, if_match: str | None = None
@@ -292,7 +295,7 @@ class FhirService:
             new_id = body_id if isinstance(body_id, str) else str(uuid.uuid4())
             return self._put(conn, caller, resource, new_id, expected, "PUT")
 
-        return self._retry(run, warnings)
+        return self._retry(caller, run, warnings)
 
     def patch(
         self, caller: Caller, res_type: str, res_id: str, patch_body: Any, *, if_match: str | None = None
@@ -319,21 +322,21 @@ class FhirService:
             result.issues.extend(issues)
             return result
 
-        return self._retry(run, [])
+        return self._retry(caller, run, [])
 
     def delete(self, caller: Caller, res_type: str, res_id: str) -> StoredVersion | None:
         """DELETE: a tombstone version; deleting what does not exist (any more) is not an error."""
         check_type(res_type)
         self.policy.check(caller, "delete", res_type)
         check_id(res_id)
-        with self.db.write() as conn:
+        with self.writing(caller) as conn:
             return self._delete(conn, caller, res_type, res_id)
 
     def conditional_delete(self, caller: Caller, res_type: str, query: str) -> StoredVersion | None:
         """DELETE with criteria: removes the single match; 412 when several match."""
         check_type(res_type)
         self.policy.check(caller, "delete", res_type)
-        with self.db.write() as conn:
+        with self.writing(caller) as conn:
             found = self._match(conn, res_type, query, lock=True, caller=caller)
             if len(found) > 1:
                 raise PreconditionFailed(f"The conditional delete criteria matched {len(found)} resources")
@@ -420,11 +423,13 @@ class FhirService:
         except (jsonpatch.JsonPatchException, jsonpointer.JsonPointerException) as exc:
             raise BadRequest(f"Invalid JSON Patch: {exc}") from None
 
-    def _retry(self, run: Callable[[Connection], WriteResult], warnings: list[Issue]) -> WriteResult:
+    def _retry(
+        self, caller: Caller, run: Callable[[Connection], WriteResult], warnings: list[Issue]
+    ) -> WriteResult:
         """Two writers creating the same id race on the locator key; the loser retries as an update."""
         for attempt in range(3):
             try:
-                with self.db.write() as conn:
+                with self.writing(caller) as conn:
                     result = run(conn)
                 result.issues = warnings + result.issues
                 return result
@@ -457,14 +462,46 @@ class FhirService:
             and _canonical(_strip_meta(cur.content))
             == _canonical(_strip_meta(jsonio.dumps({**resource, "id": res_id}).decode()))
         ):
-            for guard in self.write_guards:  # answering with the record is a write attempt all the same
-                guard(conn, caller, cur.patient_key, None, cur)
+            # Answering with the record is a write attempt all the same.
+            self._guard(conn, caller, cur.patient_key, None, cur, _WRITE_INTERACTIONS.get(method, "update"))
             self._audit_seen(conn, caller, cur)
             return WriteResult(cur, 200, changed=False)  # nothing changed: no new version
         if cur is not None and not cur.deleted and self._immutable(caller, res_type):
             raise MethodNotAllowed(f"{res_type}/{res_id} is recorded once and never changes")
         stored = self._store(conn, caller, resource, res_id, cur, method)
         return WriteResult(stored, 201 if cur is None or cur.deleted else 200)
+
+    @contextmanager
+    def writing(self, caller: Caller) -> Iterator[Connection]:
+        """A write transaction; writes the guards refused are recorded after the rollback (outcome 4)."""
+        try:
+            with self.db.write() as conn:
+                yield conn
+        except HealthbookError as exc:
+            if exc.refused and self.audit.wants(caller):
+                self.audit.record(caller, exc.refused)  # a transaction of its own: the write's was undone
+            raise
+
+    def _guard(
+        self,
+        conn: Connection,
+        caller: Caller,
+        key: str,
+        doc: dict[str, Any] | None,
+        cur: StoredVersion | None,
+        interaction: str,
+        res_id: str | None = None,
+    ) -> None:
+        """Run the write guards; a refusal notes the attempt on the error for the audit trail."""
+        try:
+            for guard in self.write_guards:
+                guard(conn, caller, key, doc, cur)
+        except HealthbookError as exc:
+            res_type = str((doc or {}).get("resourceType") or (cur.res_type if cur else ""))
+            rid = res_id or (cur.res_id if cur else None)
+            if personal(key):
+                exc.refused.append(Access(key, interaction, res_type or None, rid, MINOR_FAILURE))
+            raise
 
     def _immutable(self, caller: Caller, res_type: str) -> bool:
         """Immutable for every caller but in-process maintenance (a Patient merge re-points references)."""
@@ -478,8 +515,7 @@ class FhirService:
         cur = self._current(conn, res_type, res_id, lock=True)
         if cur is None or cur.deleted or not self._visible(conn, caller, cur):
             return None  # what the caller may not see is, for it, not there
-        for guard in self.write_guards:
-            guard(conn, caller, cur.patient_key, None, cur)
+        self._guard(conn, caller, cur.patient_key, None, cur, "delete")
         ts = max(now_us(), cur.last_updated + 1)
         tomb = StoredVersion(cur.patient_key, res_type, res_id, cur.version_id + 1, ts, True, None, "DELETE")
         store.write(conn, tomb, is_new=False)
@@ -509,8 +545,7 @@ class FhirService:
         for key, value in resource.items():
             doc.setdefault(key, value)
         key = compartment.patient_key(doc)
-        for guard in self.write_guards:
-            guard(conn, caller, key, doc, cur)
+        self._guard(conn, caller, key, doc, cur, _WRITE_INTERACTIONS.get(method, "update"), res_id)
         if cur is None:
             store.add_locator(conn, res_type, res_id, key)
         elif cur.patient_key != key:

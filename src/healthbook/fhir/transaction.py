@@ -211,7 +211,7 @@ class BundleProcessor:
         self._check_duplicates(entries)
         for attempt in range(2):
             try:
-                with self.fhir.db.write() as conn, batching(conn):
+                with self.fhir.writing(caller) as conn, batching(conn):
                     self._run_transaction(conn, caller, entries, base=base, prefer=prefer)
                 return
             except IntegrityError:
@@ -487,7 +487,7 @@ class BundleProcessor:
                 if e.res_id is None:
                     raise _fail(e.index, "PATCH needs Type/id", ".request.url")
                 self.fhir.policy.check(caller, "patch", e.res_type)
-                with self.fhir.db.write() as conn:
+                with self.fhir.writing(caller) as conn:
                     result = self._patch(conn, caller, e)
             else:
                 check_type(e.res_type)
