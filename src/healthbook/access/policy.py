@@ -72,7 +72,7 @@ class RecordPolicy:
     def sees(self, conn: Connection, caller: Caller, key: str, res_type: str, res_id: str) -> bool | None:
         """Whether the caller sees one record, decided from its book's grants; None: ask condition().
 
-        The same rule as View.condition for one record, in two indexed lookups instead of a statement
+        The same rule as View.condition for one record, in one indexed lookup instead of a statement
         built per call (a read, a write's check): None only when a grant limited to a data period
         could decide, which takes the record's clinical dates.
         """
@@ -85,11 +85,9 @@ class RecordPolicy:
         names = grantees(caller)
         if not names:
             return False
-        covering = [g for g in repo.book_grants(conn, key, names, now_us()) if g[0] in ("*", res_type)]
+        covering = repo.book_grants(conn, key, names, now_us(), res_type, res_id)
         undated = [g for g in covering if (g[2] is None and g[3] is None) or res_type == "Patient"]
-        if any(g[1] for g in undated):
-            return True
-        if undated and not repo.is_hidden(conn, key, res_type, res_id):
+        if any(g[1] or not g[4] for g in undated):  # sees hidden records, or this one is not hidden
             return True
         return False if len(undated) == len(covering) else None
 

@@ -33,21 +33,22 @@ def _valid(now: int) -> Any:
 
 
 def book_grants(
-    conn: Connection, patient_key: str, grantees: Sequence[str], now: int
-) -> list[tuple[str, bool, int | None, int | None]]:
-    """The valid grants of these grantee names on one book: (res_type, sees_hidden, data_from, data_to)."""
-    stmt = select(_g.res_type, _g.sees_hidden, _g.data_from, _g.data_to).where(
-        _g.patient_key == patient_key, _g.grantee.in_(list(grantees)), _valid(now)
+    conn: Connection, patient_key: str, grantees: Sequence[str], now: int, res_type: str, res_id: str
+) -> list[tuple[str, bool, int | None, int | None, bool]]:
+    """The valid grants of these grantee names on one book that cover a record's type, with whether a
+    consent hides that record: (res_type, sees_hidden, data_from, data_to, hidden), in one statement."""
+    hidden = (
+        select(_h.consent_id)
+        .where(_h.patient_key == patient_key, _h.res_type == res_type, _h.res_id == res_id)
+        .exists()
     )
-    return [(r[0], bool(r[1]), r[2], r[3]) for r in conn.execute(stmt)]
-
-
-def is_hidden(conn: Connection, patient_key: str, res_type: str, res_id: str) -> bool:
-    """Whether any consent hides this record."""
-    stmt = select(_h.consent_id).where(
-        _h.patient_key == patient_key, _h.res_type == res_type, _h.res_id == res_id
+    stmt = select(_g.res_type, _g.sees_hidden, _g.data_from, _g.data_to, hidden).where(
+        _g.patient_key == patient_key,
+        _g.grantee.in_(list(grantees)),
+        _g.res_type.in_(["*", res_type]),
+        _valid(now),
     )
-    return conn.execute(stmt.limit(1)).first() is not None
+    return [(r[0], bool(r[1]), r[2], r[3], bool(r[4])) for r in conn.execute(stmt)]
 
 
 def emergency_books(conn: Connection, grantee: str, books: Sequence[str], now: int) -> set[str]:
