@@ -307,3 +307,27 @@ def test_a_refused_write_is_recorded_after_its_rollback(secured: tuple[TestClien
         client.get("/fhir/Observation/refused", headers=as_("citizen")).status_code == 404
     )  # nothing written
     assert events(services, "citizen") == [("update", "4", "TREAT"), ("update", "4", "TREAT")]
+
+
+def test_conditional_references_and_patient_criteria_name_nothing_unseen(
+    secured: tuple[TestClient, Services],
+) -> None:
+    client, _services = secured
+    h = as_("elsewhere")  # treats the stranger only
+    report = {
+        "resourceType": "DiagnosticReport",
+        "status": "final",
+        "code": {"text": "x"},
+        "subject": {"reference": "Patient/stranger"},
+        "result": [{"reference": "Observation?code=85354-9"}],  # only the citizen's records have this code
+    }
+    bundle = {
+        "resourceType": "Bundle",
+        "type": "transaction",
+        "entry": [{"resource": report, "request": {"method": "POST", "url": "DiagnosticReport"}}],
+    }
+    resp = client.post("/fhir", json=bundle, headers=h)
+    assert resp.status_code == 412 and "matched 0 resources" in resp.text, resp.text[:300]
+    patient = {"resourceType": "Patient", "identifier": [{"system": pop.systems.CCCD, "value": pop.CITIZEN}]}
+    put = client.put(f"/fhir/Patient?identifier={pop.systems.CCCD}|{pop.CITIZEN}", json=patient, headers=h)
+    assert put.status_code == 404 and "citizen" not in put.text, put.text[:300]

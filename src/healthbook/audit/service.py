@@ -20,7 +20,7 @@ from healthbook.access.service import AccessService
 from healthbook.audit import chain
 from healthbook.audit import repository as repo
 from healthbook.audit.query import PARAMS, cursor, parse
-from healthbook.audit.resource import DEFAULT_PURPOSE, TRAIL_DETAILS, audit_event
+from healthbook.audit.resource import DEFAULT_PURPOSE, TRAIL_DETAILS, action_of, audit_event
 from healthbook.auth.subject import Caller, Role
 from healthbook.db.engine import Database, before_commit, transaction_state
 from healthbook.errors import Forbidden, MethodNotAllowed, NotFound
@@ -82,9 +82,12 @@ class AuditTrail:
             pending.extend(self._fields(caller, a, now) for a in self._purposes(conn, caller, accesses))
             before_commit(conn, "audit", _append_pending)
             return
-        # A read's events: committed without waiting for the disk (README "Audit"), unless configured.
-        with self.db.write(durable=self.durable_reads) as own:
-            repo.append(own, [self._fields(caller, a, now) for a in self._purposes(own, caller, accesses)])
+        # A read's events: committed without waiting for the disk (README "Audit"), unless configured;
+        # a refused write's like any write.
+        durable = self.durable_reads or any(action_of(a.interaction) in ("C", "U", "D") for a in accesses)
+        with self.db.write(durable=durable) as own:
+            events = [self._fields(caller, a, now_us()) for a in self._purposes(own, caller, accesses)]
+            repo.append(own, events)
 
     def _purposes(self, conn: Connection, caller: Caller, accesses: Sequence[Access]) -> Sequence[Access]:
         """A health worker's accesses to books opened by break-glass are for emergency treatment."""
@@ -261,7 +264,8 @@ def _no_trail_details(body: dict[str, Any]) -> list[Issue]:
 def _append_pending(conn: Connection) -> None:
     events = transaction_state(conn).pop("audit", [])
     if events:
-        repo.append(conn, events)
+        now = now_us()  # when chained, so that `recorded` follows the chain (and the commit order)
+        repo.append(conn, [{**e, "recorded": now} for e in events])
 
 
 def _merged(conn: Connection) -> Iterator[str]:

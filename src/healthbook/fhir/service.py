@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import re
 import uuid
 from collections.abc import Callable, Iterator, Sequence
@@ -126,6 +127,8 @@ def _canonical(value: Any) -> bytes:
     """Key-order independent JSON text that keeps decimal precision: 1.50 and 1.5 differ (datatypes.html)."""
     return orjson.dumps(value, default=_decimal_text, option=orjson.OPT_SORT_KEYS)
 
+
+log = logging.getLogger("healthbook")
 
 # StoredVersion.method → restful-interaction code of the audit trail.
 _WRITE_INTERACTIONS = {"POST": "create", "PUT": "update", "PATCH": "patch", "DELETE": "delete"}
@@ -351,8 +354,8 @@ class FhirService:
 
         A Patient is matched on the whole database (one health book per citizen: a facility must find a
         citizen's book to record care for him or her); for other types an invisible record does not
-        match, so the answer tells nothing about what the caller may not see. Conditional references
-        (caller None) resolve on the whole database like Patients.
+        match, so the answer tells nothing about what the caller may not see. Without a caller (in-process
+        maintenance) everything matches.
         """
         if not query.strip():
             raise BadRequest("Conditional interaction without search criteria")
@@ -450,7 +453,8 @@ class FhirService:
         res_type = resource["resourceType"]
         cur = self._current(conn, res_type, res_id, lock=True)
         if cur is not None and not cur.deleted and not self._visible(conn, caller, cur):
-            raise NotFound(f"{res_type}/{res_id} is not known")  # nothing is told about what is not seen
+            # No id in the message: a Patient reached by criteria must not be named to this caller.
+            raise NotFound(f"No {res_type} this caller may see is the target of this write")
         if expected is not None and (cur is None or cur.deleted or cur.version_id != expected):
             have = "no current version" if cur is None or cur.deleted else f"version {cur.version_id}"
             raise PreconditionFailed(
@@ -479,7 +483,10 @@ class FhirService:
                 yield conn
         except HealthbookError as exc:
             if exc.refused and self.audit.wants(caller):
-                self.audit.record(caller, exc.refused)  # a transaction of its own: the write's was undone
+                try:
+                    self.audit.record(caller, exc.refused)  # its own transaction: the write's was undone
+                except Exception as failure:  # the client is told of the refusal, not of the trail
+                    log.error("refused write not recorded in the audit trail: %s", type(failure).__name__)
             raise
 
     def _guard(
@@ -499,8 +506,9 @@ class FhirService:
         except HealthbookError as exc:
             res_type = str((doc or {}).get("resourceType") or (cur.res_type if cur else ""))
             rid = res_id or (cur.res_id if cur else None)
-            if personal(key):
-                exc.refused.append(Access(key, interaction, res_type or None, rid, MINOR_FAILURE))
+            books = {key, *([cur.patient_key] if cur is not None else [])}  # where it is and would go
+            for book in sorted(b for b in books if personal(b)):
+                exc.refused.append(Access(book, interaction, res_type or None, rid, MINOR_FAILURE))
             raise
 
     def _immutable(self, caller: Caller, res_type: str) -> bool:

@@ -248,7 +248,7 @@ class BundleProcessor:
             if e.full_url and e.res_id and e.method in ("POST", "PUT"):
                 ids[e.full_url] = f"{e.res_type}/{e.res_id}"
         self._check_overlaps(entries)
-        self._rewrite_references(conn, entries, ids)
+        self._rewrite_references(conn, caller, entries, ids)
         for e in sorted(entries, key=lambda x: (ORDER[x.method], x.index)):
             try:
                 self._execute(conn, caller, e, base=base, prefer=prefer)
@@ -317,7 +317,9 @@ class BundleProcessor:
             except HealthbookError as exc:
                 raise _fail(e.index, exc.message, ".request.url") from None
 
-    def _rewrite_references(self, conn: Connection, entries: list[Entry], ids: dict[str, str]) -> None:
+    def _rewrite_references(
+        self, conn: Connection, caller: Caller, entries: list[Entry], ids: dict[str, str]
+    ) -> None:
         cache: dict[str, str] = {}
 
         def fix(ref: str, index: int) -> str | None:
@@ -328,7 +330,8 @@ class BundleProcessor:
             head, sep, query = ref.partition("?")
             if sep and "/" not in head and head[:1].isupper():
                 if ref not in cache:
-                    found = self.fhir._match(conn, head, query, lock=False)
+                    # Among what the caller sees (Patients: the whole database, one book per citizen).
+                    found = self.fhir._match(conn, head, query, lock=False, caller=caller)
                     if len(found) != 1:
                         raise PreconditionFailed(
                             f"Bundle.entry[{index}]: conditional reference '{ref[:80]}' "
