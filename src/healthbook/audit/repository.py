@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterator, Mapping, Sequence
 from typing import Any
 
-from sqlalchemy import and_, insert, or_, select, update
+from sqlalchemy import Select, and_, insert, or_, select, update
 from sqlalchemy.engine import Connection
 
 from healthbook.audit import chain
@@ -102,21 +102,29 @@ def by_id(conn: Connection, event_id: str) -> dict[str, Any] | None:
 
 def heads(conn: Connection, batch: int = 500) -> Iterator[tuple[str, int, str]]:
     """Every chain head (book, seq, hash), in code-point order of patient_key (Python's, for merging)."""
+    stmt = select(_h.patient_key, _h.seq, _h.hash)
+    for r in _by_book(conn, stmt, _h.patient_key, batch):
+        yield str(r[0]), int(r[1]), str(r[2])
+
+
+def books_with_events(conn: Connection, batch: int = 500) -> Iterator[str]:
+    """Books with at least one event, in the order of heads() (a head may be missing: verify reports it)."""
+    stmt = select(_e.patient_key).group_by(_e.patient_key)
+    for r in _by_book(conn, stmt, _e.patient_key, batch):
+        yield str(r[0])
+
+
+def _by_book(conn: Connection, stmt: Select[Any], key: Any, batch: int) -> Iterator[Sequence[Any]]:
+    """The rows of `stmt` (patient_key first) in code-point order of `key`, fetched in keyset pages."""
     after = ""
     while True:
-        rows = [
-            (str(r[0]), int(r[1]), str(r[2]))
-            for r in conn.execute(
-                select(_h.patient_key, _h.seq, _h.hash)
-                .where(binary_text(_h.patient_key) > after)
-                .order_by(binary_text(_h.patient_key))
-                .limit(batch)
-            )
-        ]
+        rows = list(
+            conn.execute(stmt.where(binary_text(key) > after).order_by(binary_text(key)).limit(batch))
+        )
         yield from rows
         if len(rows) < batch:
             return
-        after = rows[-1][0]
+        after = str(rows[-1][0])
 
 
 def events_of(conn: Connection, patient_key: str, batch: int = 1000) -> Iterator[dict[str, Any]]:
@@ -142,22 +150,3 @@ def head_of(conn: Connection, patient_key: str) -> tuple[int, str] | None:
     """The stored head of one book's chain."""
     row = conn.execute(select(_h.seq, _h.hash).where(_h.patient_key == patient_key)).first()
     return None if row is None else (int(row[0]), str(row[1]))
-
-
-def books_with_events(conn: Connection, batch: int = 500) -> Iterator[str]:
-    """Books with at least one event, in patient_key order (a head may be missing: verify reports it)."""
-    after = ""
-    while True:
-        keys = list(
-            conn.execute(
-                select(_e.patient_key)
-                .where(binary_text(_e.patient_key) > after)
-                .group_by(_e.patient_key)
-                .order_by(binary_text(_e.patient_key))
-                .limit(batch)
-            ).scalars()
-        )
-        yield from keys
-        if len(keys) < batch:
-            return
-        after = keys[-1]

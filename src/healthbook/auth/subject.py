@@ -63,6 +63,11 @@ class Caller:
         """Whether the caller was established by a verified access token."""
         return self.issuer is not None
 
+    @property
+    def in_process(self) -> bool:
+        """A trusted in-process system caller (Caller.system), not one claimed by a token."""
+        return "system" in self.roles and not self.authenticated
+
 
 class AccessPolicy(Protocol):
     """Decides whether a caller may perform an interaction on a resource type, and what it may see."""

@@ -81,6 +81,15 @@ def personal(patient_key: str) -> bool:
     return not patient_key.startswith(NO_PATIENT_PREFIX)
 
 
+def read_access(
+    patient_key: str, interaction: str, res_type: str, res_id: str, *, seen: bool
+) -> Access | None:
+    """The access of reading one record (outcome 4 when the caller was shown nothing); None off the books."""
+    if not personal(patient_key):
+        return None
+    return Access(patient_key, interaction, res_type, res_id, SUCCESS if seen else MINOR_FAILURE)
+
+
 def book_accesses(
     keys: Iterable[str],
     interaction: str,

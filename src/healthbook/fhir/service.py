@@ -32,12 +32,12 @@ from healthbook.errors import (
 from healthbook.fhir import compartment, jsonio
 from healthbook.fhir.audit import (
     MINOR_FAILURE,
-    SUCCESS,
     Access,
     AuditSink,
     NoAudit,
     book_accesses,
     personal,
+    read_access,
 )
 from healthbook.fhir.hashing import hash63
 from healthbook.fhir.outcomes import Issue, has_errors
@@ -184,17 +184,19 @@ class FhirService:
             raise Gone(f"{res_type}/{res_id} version {vid} is a deletion")
         return ver
 
-    def _audit_read(self, caller: Caller, interaction: str, stored: StoredVersion, ok: bool) -> None:
+    def _audit_read(
+        self,
+        caller: Caller,
+        interaction: str,
+        stored: StoredVersion,
+        ok: bool,
+        conn: Connection | None = None,
+    ) -> None:
         """Record a read of a health book, refused ones too (outcome 4: the caller was shown nothing)."""
-        if personal(stored.patient_key) and self.audit.wants(caller):
-            access = Access(
-                stored.patient_key,
-                interaction,
-                stored.res_type,
-                stored.res_id,
-                SUCCESS if ok else MINOR_FAILURE,
-            )
-            self.audit.record(caller, [access])
+        if self.audit.wants(caller):
+            access = read_access(stored.patient_key, interaction, stored.res_type, stored.res_id, seen=ok)
+            if access is not None:
+                self.audit.record(caller, [access], conn)
 
     def _audit_write(
         self, conn: Connection, caller: Caller, stored: StoredVersion, old_key: str | None
@@ -207,13 +209,6 @@ class FhirService:
         accesses = [Access(k, interaction, stored.res_type, stored.res_id) for k in keys]
         if accesses:
             self.audit.record(caller, accesses, conn)
-
-    def _audit_seen(self, conn: Connection, caller: Caller, stored: StoredVersion) -> None:
-        """A write that answered with the stored record unchanged (If-None-Exist, same content) read it."""
-        if personal(stored.patient_key) and self.audit.wants(caller):
-            self.audit.record(
-                caller, [Access(stored.patient_key, "read", stored.res_type, stored.res_id)], conn
-            )
 
     def _visible(self, conn: Connection, caller: Caller, stored: StoredVersion) -> bool:
         """Whether the caller may see this resource (its current state decides for every version)."""
@@ -254,7 +249,7 @@ class FhirService:
                     if existing is not None and not self._visible(conn, caller, existing):
                         raise PreconditionFailed("If-None-Exist matched a record this caller may not see")
                     if existing is not None:
-                        self._audit_seen(conn, caller, existing)
+                        self._audit_read(caller, "read", existing, True, conn)  # answered with it
                         return WriteResult(existing, 200, warnings)
             res_id = str(uuid.uuid4())
             stored = self._store(conn, caller, resource, res_id, None, "POST")
@@ -468,7 +463,7 @@ class FhirService:
         ):
             # Answering with the record is a write attempt all the same.
             self._guard(conn, caller, cur.patient_key, None, cur, _WRITE_INTERACTIONS.get(method, "update"))
-            self._audit_seen(conn, caller, cur)
+            self._audit_read(caller, "read", cur, True, conn)
             return WriteResult(cur, 200, changed=False)  # nothing changed: no new version
         if cur is not None and not cur.deleted and self._immutable(caller, res_type):
             raise MethodNotAllowed(f"{res_type}/{res_id} is recorded once and never changes")
@@ -513,9 +508,7 @@ class FhirService:
 
     def _immutable(self, caller: Caller, res_type: str) -> bool:
         """Immutable for every caller but in-process maintenance (a Patient merge re-points references)."""
-        return res_type in self.immutable_types and not (
-            "system" in caller.roles and not caller.authenticated
-        )
+        return res_type in self.immutable_types and not caller.in_process
 
     def _delete(self, conn: Connection, caller: Caller, res_type: str, res_id: str) -> StoredVersion | None:
         if self._immutable(caller, res_type):

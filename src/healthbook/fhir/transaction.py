@@ -20,7 +20,7 @@ from healthbook.auth.subject import Caller
 from healthbook.db.engine import Database
 from healthbook.errors import BadRequest, Conflict, HealthbookError, NotFound, PreconditionFailed
 from healthbook.fhir import jsonio
-from healthbook.fhir.audit import MINOR_FAILURE, SUCCESS, Access, Collector, personal
+from healthbook.fhir.audit import Collector, read_access
 from healthbook.fhir.http import Prefer, reject_nul
 from healthbook.fhir.outcomes import Issue, operation_outcome
 from healthbook.fhir.search.service import SearchService
@@ -368,7 +368,7 @@ class BundleProcessor:
             if existing is not None and not fhir._visible(conn, caller, existing):
                 raise PreconditionFailed("ifNoneExist matched a record this caller may not see")
             if existing is not None:
-                fhir._audit_seen(conn, caller, existing)
+                fhir._audit_read(caller, "read", existing, True, conn)  # answered with it
             e.response = _response(existing, 200, base)
             return
         assert e.res_id is not None
@@ -433,9 +433,11 @@ class BundleProcessor:
         if e.res_id is not None:
             cur = self.fhir._current(conn, e.res_type, e.res_id)
             seen = cur is not None and self.fhir._visible(conn, caller, cur)
-            if cur is not None and personal(cur.patient_key) and audit.wants(caller):
-                ok = SUCCESS if seen and not cur.deleted else MINOR_FAILURE
-                audit.record(caller, [Access(cur.patient_key, "read", e.res_type, e.res_id, ok)])
+            if cur is not None and audit.wants(caller):
+                access = read_access(
+                    cur.patient_key, "read", e.res_type, e.res_id, seen=seen and not cur.deleted
+                )
+                audit.record(caller, [access] if access else [])
             if not seen:
                 cur = None
             if cur is None or cur.deleted or cur.content is None:

@@ -118,7 +118,7 @@ def access_log(
     names = _facility_names(services, caller, codes)
     return [
         LogLine(
-            when=f"{show_date(to_instant(int(r['recorded'])))} {show_time(to_instant(int(r['recorded'])))}",
+            when=_when(int(r["recorded"])),
             role=str(r["agent_role"] or ""),
             facility=names.get(str(r["agent_facility"]), str(r["agent_facility"] or "")),
             interaction=str(r["interaction"]),
@@ -127,6 +127,11 @@ def access_log(
         )
         for r in rows
     ]
+
+
+def _when(us: int) -> str:
+    instant = to_instant(us)
+    return f"{show_date(instant)} {show_time(instant)}"
 
 
 def _facility_names(services: Services, caller: Caller, codes: list[str]) -> dict[str, str]:

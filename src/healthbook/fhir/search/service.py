@@ -6,11 +6,11 @@ import base64
 from collections.abc import Iterator
 from contextlib import contextmanager
 from functools import cache
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qsl
 
 import orjson
-from sqlalchemy import bindparam, delete, insert
+from sqlalchemy import bindparam, delete, insert, true
 from sqlalchemy.engine import Connection
 from sqlalchemy.exc import DBAPIError
 
@@ -42,11 +42,13 @@ from healthbook.fhir.search.includes import included, parse_specs
 from healthbook.fhir.search.query import ParsedQuery, parse
 from healthbook.fhir.search.registry import indexed_params, params_for
 from healthbook.fhir.service import check_id, check_type
-from healthbook.fhir.store import sql_repository as store
 from healthbook.fhir.store.batch import pending
 from healthbook.fhir.store.schema import INDEX_TABLES
 from healthbook.fhir.store.sql_repository import StoredVersion
 from healthbook.fhir.validation import resource_types
+
+if TYPE_CHECKING:
+    from healthbook.auth.subject import Condition
 
 SUMMARY_MODES = ("true", "false", "text", "data", "count")
 _DELETE_OWNER = {
@@ -163,7 +165,10 @@ class SearchService:
         # One statement needs no snapshot: autocommit saves the BEGIN/COMMIT round trips.
         single = not (includes or revincludes) and total_mode in (None, "none") and order.kind != "date"
         try:
-            with self.db.read() if single else self.db.snapshot() as conn, self.restricted(conn, caller):
+            with (
+                self.db.read() if single else self.db.snapshot() as conn,
+                self.restricted(conn, caller) as condition,
+            ):
                 page = sql.PageResult([], None, None, False)
                 if count:
                     page = sql.fetch_page(
@@ -181,7 +186,7 @@ class SearchService:
                     extra_rows = included(conn, [(r[0], r[1], r[2]) for r in rows], includes, revincludes)
                 whole = bool(count) and not (offset or after or before or page.more)
                 total = self._total(conn, parsed, scope, summary, total_mode, page, whole=whole)
-                named = self._named(conn, caller, res_type, pairs, compartment)
+                named = self._named(conn, caller, condition, res_type, pairs, compartment)
         except DBAPIError as exc:
             if dialect.is_statement_timeout(exc):
                 raise TooCostly(
@@ -222,6 +227,7 @@ class SearchService:
         self,
         conn: Connection,
         caller: Caller,
+        condition: Condition | None,
         res_type: str | None,
         pairs: list[tuple[str, str]],
         compartment: tuple[str, str] | None,
@@ -229,20 +235,20 @@ class SearchService:
         """The books the search names, and whether the caller may see each (for the audit trail)."""
         if not self.audit.wants(caller):
             return {}
-        named = named_books(res_type, pairs, compartment)
-        # Only books that exist: a search naming made-up ids must not start chains for them.
-        books = [r[0] for r in store.current_by_key(conn, [("Patient", b) for b in sorted(named)])]
-        if not books:
+        keys = [(b, "Patient", b) for b in sorted(named_books(res_type, pairs, compartment))]
+        if not keys:
             return {}
-        condition = self.policy.condition(conn, caller)
-        seen = sql.visible(conn, [(b, "Patient", b) for b in books], condition)
-        return {b: (b, "Patient", b) in seen for b in books}
+        # Only books that exist: a search naming made-up ids must not start chains for them.
+        existing = sql.visible(conn, keys, lambda _own: true())
+        seen = sql.visible(conn, sorted(existing), condition) if condition is not None else existing
+        return {k[0]: k in seen for k in existing}
 
     @contextmanager
-    def restricted(self, conn: Connection, caller: Caller) -> Iterator[None]:
-        """Statements built inside see only what the caller may see (access control)."""
-        with sql.restricted(self.policy.condition(conn, caller)):
-            yield
+    def restricted(self, conn: Connection, caller: Caller) -> Iterator[Condition | None]:
+        """Statements built inside see only what the caller may see (access control); yields the condition."""
+        condition = self.policy.condition(conn, caller)
+        with sql.restricted(condition):
+            yield condition
 
     def _total(
         self,
