@@ -6,6 +6,7 @@ from typing import Annotated
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from healthbook.auth.subject import Caller
@@ -23,7 +24,15 @@ def verify_command(
     from healthbook.app import build_services
     from healthbook.config import get_settings
     from healthbook.db.migrate import ensure_current
+    from healthbook.errors import HealthbookError
+    from healthbook.fhir.service import check_id
 
+    for pid in patient or []:
+        try:
+            check_id(pid)
+        except HealthbookError as exc:
+            console.print(f"[red]--patient: {escape(exc.message)}[/red]")
+            raise typer.Exit(2) from None
     services = build_services(get_settings())
     try:
         ensure_current(services.fhir.db)
@@ -58,6 +67,7 @@ def list_command(
     from healthbook.app import build_services
     from healthbook.config import get_settings
     from healthbook.db.migrate import ensure_current
+    from healthbook.errors import HealthbookError
     from healthbook.fhir import jsonio
 
     services = build_services(get_settings())
@@ -66,6 +76,9 @@ def list_command(
         assert services.audit is not None
         pairs = [("patient", patient), ("_count", str(count))]
         bundle = jsonio.loads(services.audit.search(_CLI, pairs, base="", strict=True))
+    except HealthbookError as exc:
+        console.print(f"[red]{escape(exc.message)}[/red]")
+        raise typer.Exit(2) from None
     finally:
         services.fhir.db.dispose()
     table = Table("recorded", "action", "interaction", "outcome", "role", "facility", "what")
