@@ -245,6 +245,33 @@ def test_patients_facilities_and_staff_are_shared_between_episodes_and_files(ser
     assert len(_search(services, "Organization", identifier=f"{cs.FACILITY}|01001")) == 1
 
 
+def test_a_second_importer_meeting_the_same_new_patient_writes_it_once(
+    services: Services, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """--jobs: another worker commits the same new patient, facilities and staff between our lookup and write."""
+    first, second = _importer(services), _importer(services)
+    looked_up = second.shared.prefetch
+    lookups: list[int] = []
+
+    def prefetch(caller: Caller, all_needs: Any) -> None:
+        lookups.append(1)
+        looked_up(caller, all_needs)  # nothing found yet: the chunk plans to create them
+        if not _search(services, "Patient", identifier=f"{cs.CCCD}|001190123456"):
+            first.import_source(CALLER, sample.submission(sample.episode_rows("FIRST")), "first.xml")
+
+    monkeypatch.setattr(second.shared, "prefetch", prefetch)
+    report = second.import_source(CALLER, sample.submission(sample.episode_rows("SECOND")), "second.xml")
+    assert [e.status for e in report.episodes] == ["created"]
+    assert not [p for e in report.episodes for p in e.problems if p.severity == "error"]
+    assert len(lookups) == 1  # the chunk was not rolled back and redone
+    (mother,) = _search(services, "Patient", identifier=f"{cs.CCCD}|001190123456")
+    assert services.fhir.read(CALLER, "Patient", mother["id"]).version_id == 1  # written once, by the first
+    for ma_lk in ("FIRST", "SECOND"):
+        assert _encounter(services, ma_lk)["subject"] == {"reference": f"Patient/{mother['id']}"}
+    kinds = _types(services)
+    assert kinds["Patient"] == 2 and kinds["Organization"] == 3 and kinds["Practitioner"] == 4
+
+
 def test_files_that_are_not_submissions_are_refused(services: Services) -> None:
     before = _counts(services)
     report = _import(services, b'<?xml version="1.0"?><Bundle/>', "bundle.xml")

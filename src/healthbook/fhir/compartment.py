@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from functools import cache
 from typing import Any
 
@@ -47,19 +48,20 @@ def compartment_names() -> frozenset[str]:
 
 def patient_ids(resource: dict[str, Any]) -> list[str]:
     """Ids of the local Patients whose compartment holds this resource, in definition order."""
+    return list(dict.fromkeys(_patient_refs(resource)))
+
+
+def _patient_refs(resource: dict[str, Any]) -> Iterator[str]:
     rtype = resource.get("resourceType")
     if not isinstance(rtype, str):
-        return []
-    found: list[str] = []
+        return
     for path in _member_paths(rtype):
         for node in path.evaluate(resource):
             ref = node.value.get("reference") if isinstance(node.value, dict) else None
-            if not isinstance(ref, str) or not ref.startswith("Patient/"):
-                continue
-            pid = ref[len("Patient/") :].split("/", 1)[0]
-            if pid and pid not in found:
-                found.append(pid)
-    return found
+            if isinstance(ref, str) and ref.startswith("Patient/"):
+                pid = ref[len("Patient/") :].split("/", 1)[0]
+                if pid:
+                    yield pid
 
 
 def patient_key(resource: dict[str, Any]) -> str:
@@ -67,5 +69,4 @@ def patient_key(resource: dict[str, Any]) -> str:
     rtype = str(resource.get("resourceType"))
     if rtype == "Patient":
         return str(resource["id"])
-    ids = patient_ids(resource)
-    return ids[0] if ids else pseudo_key(rtype)
+    return next(_patient_refs(resource), None) or pseudo_key(rtype)

@@ -22,7 +22,7 @@ class Unsupported(ValueError):
     """The expression uses FHIRPath beyond the compiled subset."""
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class Node:
     """A value reached by a path, with the type suffix of the choice key it came from (valueQuantity)."""
 
@@ -69,13 +69,54 @@ def _child(name: str) -> Step:
             if not isinstance(obj, dict):
                 continue
             if name in obj:
-                yield from _flatten(obj[name], None)
+                value = obj[name]  # _flatten inlined: this is the hottest loop of write-time indexing
+                if isinstance(value, list):
+                    for item in value:
+                        if item is not None:
+                            yield Node(item, None)
+                elif value is not None:
+                    yield Node(value, None)
                 continue
             for key, val in obj.items():
                 if len(key) > prefix_len and key.startswith(name) and key[prefix_len].isupper():
                     yield from _flatten(val, key[prefix_len:])
 
     return step
+
+
+def _children(names: tuple[str, ...]) -> Step:
+    """A run of child steps (a.b.c) walked over plain lists: only the last step makes Nodes."""
+    last = _child(names[-1])
+    if len(names) == 1:
+        return last
+    inner = [(name, len(name)) for name in names[:-1]]
+
+    def step(nodes: Iterator[Node], root: dict[str, Any]) -> Iterator[Node]:
+        values = [node.value for node in nodes]
+        for name, prefix_len in inner:
+            found: list[Any] = []
+            for obj in values:
+                if not isinstance(obj, dict):
+                    continue
+                if name in obj:
+                    _add(found, obj[name])
+                    continue
+                for key, val in obj.items():
+                    if len(key) > prefix_len and key.startswith(name) and key[prefix_len].isupper():
+                        _add(found, val)
+            if not found:
+                return
+            values = found
+        yield from last(iter([Node(v, None) for v in values]), root)
+
+    return step
+
+
+def _add(out: list[Any], value: Any) -> None:
+    if isinstance(value, list):
+        out.extend(item for item in value if item is not None)
+    elif value is not None:
+        out.append(value)
 
 
 def _flatten(value: Any, choice: str | None) -> Iterator[Node]:
@@ -147,6 +188,15 @@ def _index(i: int) -> Step:
     return step
 
 
+def _fused(run: list[str]) -> list[Step]:
+    """The run of child names as one step (emptied), or nothing."""
+    if not run:
+        return []
+    step = _children(tuple(run))
+    run.clear()
+    return [step]
+
+
 class _Parser:
     def __init__(self, tokens: list[str]):
         self.toks = tokens
@@ -173,6 +223,7 @@ class _Parser:
 
     def path(self) -> tuple[str | None, list[Step]]:
         steps: list[Step] = []
+        run: list[str] = []  # consecutive child names, fused into one step
         if self.peek() == "(":
             self.take("(")
             root, steps = self.path()
@@ -185,16 +236,23 @@ class _Parser:
                 root = first
             else:
                 root = None
-                steps.append(_child(first))
+                run.append(first)
         while self.peek() in (".", "["):
             if self.take() == "[":
                 index = self.take()
                 if not index.isdigit():
                     raise Unsupported(f"index [{index}]")
+                steps.extend(_fused(run))
                 steps.append(_index(int(index)))
                 self.take("]")
                 continue
-            steps.append(self.function_or_child())
+            step = self.function_or_child()
+            if isinstance(step, str):
+                run.append(step)
+            else:
+                steps.extend(_fused(run))
+                steps.append(step)
+        steps.extend(_fused(run))
         return root, steps
 
     def name(self) -> str:
@@ -203,10 +261,11 @@ class _Parser:
             raise Unsupported(f"expected a name, got {tok!r}")
         return tok
 
-    def function_or_child(self) -> Step:
+    def function_or_child(self) -> Step | str:
+        """A function step, or the name of a child step (the caller fuses runs of them)."""
         name = self.name()
         if self.peek() != "(":
-            return _child(name)
+            return name
         self.take("(")
         if name in ("as", "ofType"):
             step = _as_type(self.name())

@@ -56,13 +56,6 @@ class Upsert:
             found.update((r[0], r[1]) for r in self.conn.execute(stmt))
         return found
 
-    def current(self, keys: Sequence[Key]) -> dict[Key, dict[str, Any]]:
-        """The live (not deleted) content of these resources, parsed, in one query per 500."""
-        queue = pending(self.conn)
-        if queue is not None and any(k in queue.keys for k in keys):
-            queue.flush(self.conn)
-        return {(r[1], r[2]): jsonio.loads(r[4]) for r in store.current_by_key(self.conn, list(keys)) if r[4]}
-
     def put(self, body: dict[str, Any], *, known: bool) -> str:
         """Store a checked body under its id: 'created', 'updated' or 'unchanged' (no new version).
 
@@ -81,6 +74,12 @@ class Upsert:
     def delete(self, res_type: str, res_id: str) -> bool:
         """Delete (a tombstone version); False when it did not exist or was deleted already."""
         return self.fhir._delete(self.conn, self.caller, res_type, res_id) is not None
+
+
+def current(fhir: FhirService, keys: Sequence[Key]) -> dict[Key, dict[str, Any]]:
+    """The live content of these resources as last committed, read outside any write transaction."""
+    with fhir.db.read() as conn:
+        return {(r[1], r[2]): jsonio.loads(r[4]) for r in store.current_by_key(conn, list(keys)) if r[4]}
 
 
 @contextmanager

@@ -22,11 +22,10 @@ def extract(resource: dict[str, Any]) -> dict[str, list[Row]]:
     rtype = str(resource.get("resourceType"))
     out: dict[str, list[Row]] = {}
     present = _present_names(resource)
-    for param in indexed_params(rtype):
-        assert param.path is not None
-        first = _first_keys(param.expression)
-        if first is not None and not any(k in present for k in first):
+    for param, first in _plan(rtype):
+        if first is not None and first.isdisjoint(present):
             continue  # none of the elements the expression starts from is present
+        assert param.path is not None
         nodes = param.path.evaluate(resource)
         if not nodes:
             continue
@@ -71,6 +70,16 @@ _FIRST = re.compile(r"^\(?\s*([A-Z][A-Za-z]+)\.([a-z][A-Za-z0-9]*)")
 _NOT_A_PATH = re.compile(
     r"\.(exists|empty|not|count|all|allTrue|anyTrue|allFalse|anyFalse|iif)\(|!=|\s(and|or|xor|implies)\s"
 )
+
+
+@cache
+def _plan(rtype: str) -> tuple[tuple[ParamDef, frozenset[str] | None], ...]:
+    """The type's indexed parameters, each with the top-level names its expression starts from."""
+    out = []
+    for param in indexed_params(rtype):
+        first = _first_keys(param.expression)
+        out.append((param, None if first is None else frozenset(first)))
+    return tuple(out)
 
 
 @cache

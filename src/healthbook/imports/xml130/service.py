@@ -1,11 +1,12 @@
 """The XML130 import service: files -> episodes -> FHIR resources, written in chunks through the batch layer.
 
 Per chunk of episodes: the shared resources they refer to (patients, facilities, staff) are looked up with
-one search per kind, then one transaction maps, validates and writes every episode of the chunk. An
-episode is validated completely before any of its resources is queued, so a rejected episode leaves
-nothing behind; if the transaction itself fails (a concurrent writer took an id), the chunk is retried and
-then written episode by episode. Re-importing an episode replaces its resources under the same ids (new
-versions, history kept) and deletes those a corrected episode no longer has; an unchanged episode is
+one search per kind, every episode is mapped and validated completely (a rejected episode leaves nothing
+behind), the new shared resources are created in a short transaction of their own (their ids derive from
+their identifiers, so parallel importers meeting the same patient write it once), then one transaction
+writes every episode of the chunk. If that transaction fails (a concurrent writer took an id), the chunk is
+retried and then written episode by episode. Re-importing an episode replaces its resources under the same
+ids (new versions, history kept) and deletes those a corrected episode no longer has; an unchanged episode is
 recognised by the content digest kept in its Provenance and skipped.
 """
 
@@ -25,7 +26,7 @@ from healthbook.fhir import compartment
 from healthbook.fhir.audit import book_accesses
 from healthbook.fhir.search.service import SearchService
 from healthbook.fhir.service import FhirService
-from healthbook.fhir.upsert import Upsert, check, upserting
+from healthbook.fhir.upsert import Upsert, check, current, upserting
 from healthbook.imports.xml130 import provenance as prov
 from healthbook.imports.xml130.episode import Episode, assemble
 from healthbook.imports.xml130.issues import EpisodeReport, FileReport, Problem, error, warning
@@ -47,6 +48,16 @@ class _Item:
     report: EpisodeReport
     base: int
     needs: Needs | None = None
+
+
+@dataclass
+class _Plan:
+    """What one episode writes: its own resources, and the shared ones it is the first to need."""
+
+    item: _Item
+    bodies: list[dict[str, Any]]
+    shared: list[dict[str, Any]]
+    old: set[tuple[str, str]]  # what its previous submission wrote (a correction deletes what it withdrew)
 
 
 class Xml130Importer:
@@ -200,39 +211,75 @@ class Xml130Importer:
             item.needs = needs(item.episode, who)
             item.report.problems.extend(problems)
         self.shared.prefetch(caller, [i.needs for i in chunk if i.needs is not None])
+        prov_keys = [("Provenance", prov.provenance_id(i.episode)) for i in chunk]
+        previous = current(self.fhir, prov_keys)
+        # A newborn's resources have a Provenance of their own (in the child's record), listed by the
+        # episode's main one: read those too, so that a corrected episode can delete what it withdrew.
+        nested = sorted({t for doc in previous.values() for t in prov.targets(doc) if t[0] == "Provenance"})
+        below = current(self.fhir, nested) if nested else {}
+        plans: list[_Plan] = []
+        for item, prov_key in zip(chunk, prov_keys, strict=True):
+            stored = previous.get(prov_key)
+            old: set[tuple[str, str]] = set()
+            if stored is not None:
+                old = prov.targets(stored)
+                for t in sorted(old):
+                    if t in below:
+                        old |= prov.targets(below[t])
+            plan = self._plan(item, stored, old)
+            if plan is not None:
+                plans.append(plan)
+        made, books = self._create_shared(caller, [b for p in plans for b in p.shared])
+        self.cache.commit()
         with upserting(self.fhir, caller) as up:
-            prov_keys = [("Provenance", prov.provenance_id(i.episode)) for i in chunk]
-            previous = up.current(prov_keys)
-            # A newborn's resources have a Provenance of their own (in the child's record), listed by the
-            # episode's main one: read those too, so that a corrected episode can delete what it withdrew.
-            nested = sorted(
-                {t for doc in previous.values() for t in prov.targets(doc) if t[0] == "Provenance"}
-            )
-            below = up.current(nested) if nested else {}
-            plans: list[tuple[_Item, list[dict[str, Any]], set[tuple[str, str]]]] = []
-            for item, prov_key in zip(chunk, prov_keys, strict=True):
-                stored = previous.get(prov_key)
-                old: set[tuple[str, str]] = set()
-                if stored is not None:
-                    old = prov.targets(stored)
-                    for t in sorted(old):
-                        if t in below:
-                            old |= prov.targets(below[t])
-                plan = self._plan(item, stored, old)
-                if plan is not None:
-                    plans.append(plan)
-            keys = [(b["resourceType"], b["id"]) for _, bodies, _ in plans for b in bodies]
+            keys = [(b["resourceType"], b["id"]) for p in plans for b in p.bodies]
             known = up.existing(keys)
-            for item, bodies, old in plans:
-                self._store(up, item, bodies, old, known)
-            if self._submitter is not None:
-                books = (compartment.patient_key(b) for _, bodies, _ in plans for b in bodies)
-                accesses = book_accesses(books, "$import-xml130", None)
-                self.fhir.audit.record(self._submitter, accesses, up.conn)
+            for plan in plans:
+                self._store(up, plan, known, made)
+            self._record(up, (b for p in plans for b in p.bodies), recorded=books)
+
+    def _create_shared(
+        self, caller: Caller, bodies: list[dict[str, Any]]
+    ) -> tuple[set[tuple[str, str]], set[str]]:
+        """New patients, facilities and staff, committed before the episodes in a short transaction of their own.
+
+        Their ids derive from their identifiers, so two importers (--jobs) that meet the same patient create
+        the same record: the one that comes second finds it and writes nothing. Were they created inside the
+        episodes' transaction, the second would wait for the first's whole chunk and then redo its own.
+        """
+        if not bodies:
+            return set(), set()
+        for attempt in range(3):
+            try:
+                with upserting(self.fhir, caller) as up:
+                    known = up.existing([(b["resourceType"], b["id"]) for b in bodies])
+                    new = [b for b in bodies if (b["resourceType"], b["id"]) not in known]
+                    for body in new:
+                        up.put(body, known=False)
+                    books = self._record(up, new)
+                return {(b["resourceType"], b["id"]) for b in new}, books
+            except (IntegrityError, HealthbookError):
+                if attempt == 2:  # not a concurrent creation of the same ids: the chunk's retry handles it
+                    raise
+        raise AssertionError("unreachable")
+
+    def _record(
+        self, up: Upsert, bodies: Iterable[dict[str, Any]], *, recorded: set[str] | None = None
+    ) -> set[str]:
+        """The audit trail names the submitting facility as the writer of every book these bodies touch.
+
+        recorded: books already recorded for this chunk (by its shared resources' transaction).
+        """
+        if self._submitter is None:
+            return set()
+        books = {k for b in bodies if (k := compartment.patient_key(b)) and k not in (recorded or set())}
+        accesses = book_accesses(books, "$import-xml130", None)
+        self.fhir.audit.record(self._submitter, accesses, up.conn)
+        return {a.patient_key for a in accesses}
 
     def _plan(
         self, item: _Item, previous: dict[str, Any] | None, old_targets: set[tuple[str, str]]
-    ) -> tuple[_Item, list[dict[str, Any]], set[tuple[str, str]]] | None:
+    ) -> _Plan | None:
         """Map and check one episode; None when it is rejected or unchanged."""
         ep, er = item.episode, item.report
         assert item.needs is not None
@@ -268,20 +315,16 @@ class Xml130Importer:
         for keys, res in created:
             for key in keys:
                 self.cache.pending[key] = res["id"]
-        return item, bodies, old_targets
+        new = {res["id"] for _, res in created}
+        shared = [b for b in bodies if b["id"] in new and b["resourceType"] in SHARED_TYPES]
+        own = [b for b in bodies if not (b["id"] in new and b["resourceType"] in SHARED_TYPES)]
+        return _Plan(item, own, shared, old_targets)
 
-    def _store(
-        self,
-        up: Upsert,
-        item: _Item,
-        bodies: list[dict[str, Any]],
-        old: set[tuple[str, str]],
-        known: set[Any],
-    ) -> None:
-        er = item.report
-        changed = 0
+    def _store(self, up: Upsert, plan: _Plan, known: set[Any], made: set[tuple[str, str]]) -> None:
+        er = plan.item.report
+        changed = sum(1 for b in plan.shared if (b["resourceType"], b["id"]) in made)
         encounter_new = False
-        for body in bodies:
+        for body in plan.bodies:
             key = (body["resourceType"], body["id"])
             outcome = up.put(body, known=key in known)
             known.add(key)
@@ -289,8 +332,8 @@ class Xml130Importer:
                 changed += 1
             if key[0] == "Encounter" and outcome == "created":
                 encounter_new = True
-        new_targets = {(b["resourceType"], b["id"]) for b in bodies}
-        for res_type, res_id in sorted(old - new_targets):
+        new_targets = {(b["resourceType"], b["id"]) for b in (*plan.bodies, *plan.shared)}
+        for res_type, res_id in sorted(plan.old - new_targets):
             if res_type not in SHARED_TYPES and up.delete(res_type, res_id):
                 changed += 1
         er.resources = changed
