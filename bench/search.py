@@ -23,10 +23,11 @@ from typing import Any
 from search_data import FORMAT, count_lines, ensure_dataset, iter_docs
 from search_explain import explain, literal, statements
 from search_pg import PG_SETTINGS, BenchPostgres, Processes, import_files, loadavg, read_meta, server
-from search_report import SECTION, human, section, text_table, write_section
+from search_report import SECTION, SYNTH_SECTION, human, section, text_table, write_section
 from search_report import headers as table_headers
 from search_report import rows as table_rows
 from search_shapes import SHAPES, Client, Pools, Shape, ShapeResult, collect, draw
+from search_synth import SYNTH_FORMAT, ensure_synth_dataset
 
 BENCH = Path(__file__).resolve().parent
 OUT = BENCH / "out"
@@ -170,24 +171,34 @@ def run(args: argparse.Namespace, procs: Processes, pg_box: list[BenchPostgres])
     }
     log(f"load average at start: {loadavg()}")
     cache = OUT / "search-data"
-    per_size = ensure_dataset(cache, args.seed, sizes, log)
-    record["data"] = (
-        "the 100 Synthea patients of /work/shared/test-material/synthea-100 cloned patient by patient "
-        "with fresh ids (references rewritten), each clone with its dates shifted by a seeded random "
-        "±1200 days, a new "
-        "family/given name (Zipf-weighted over the 105 Synthea family names, plus digits) and Observation "
-        "values scaled by 0.85–1.15; the 203 Organizations and 203 Practitioners are shared; "
-        f"cached as NDJSON in bench/out/search-data/format{FORMAT}-seed{args.seed}/; the large set is a "
-        "superset of the small one. (The Synthea clone, not `healthbook synth`, so that the figures stay "
-        "comparable with the earlier runs of this benchmark.)"
-    )
+    if args.data == "synth":
+        per_size, citizens = ensure_synth_dataset(cache, args.seed, sizes, log)
+        keys = [f"synth{SYNTH_FORMAT}-seed{args.seed}-n{n}" for n in citizens]
+        record["data"] = (
+            f"`healthbook synth --seed {args.seed}` populations of {' and '.join(f'{n:,}' for n in citizens)} "
+            "citizens (Vietnamese names, national facility set, ten years of care), cached as NDJSON in "
+            "bench/out/search-data/; the large size loads only the lines the small set lacks, so its "
+            "database is a superset of the small one."
+        )
+    else:
+        per_size = ensure_dataset(cache, args.seed, sizes, log)
+        keys = [f"format{FORMAT}-seed{args.seed}-{files[-1].stem.split('-')[-1]}" for files in per_size]
+        record["data"] = (
+            "the 100 Synthea patients of /work/shared/test-material/synthea-100 cloned patient by patient "
+            "with fresh ids (references rewritten), each clone with its dates shifted by a seeded random "
+            "±1200 days, a new "
+            "family/given name (Zipf-weighted over the 105 Synthea family names, plus digits) and Observation "
+            "values scaled by 0.85–1.15; the 203 Organizations and 203 Practitioners are shared; "
+            f"cached as NDJSON in bench/out/search-data/format{FORMAT}-seed{args.seed}/; the large set is a "
+            "superset of the small one. (The Synthea clone, the default, keeps the figures comparable with "
+            "the earlier runs of this benchmark; `--data synth` loads `healthbook synth` output instead.)"
+        )
     log("drawing parameter values from the small set")
     pools = collect(iter_docs(per_size[0]))
     total = 0
     for i, (target, files) in enumerate(zip(sizes, per_size, strict=True)):
         total += count_lines(files)
-        key = f"format{FORMAT}-seed{args.seed}-{files[-1].stem.split('-')[-1]}"
-        snapshot = OUT / "search-db" / key
+        snapshot = OUT / "search-db" / keys[i]
         before = loadavg()
         note = prepare(pg_box, procs, files, snapshot, args.fresh_db, args, logdir, first=i == 0)
         pg = pg_box[0]
@@ -245,13 +256,20 @@ def parse_args() -> argparse.Namespace:
     """Command-line options."""
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
     ap.add_argument("--quick", action="store_true", help="10k and 100k resources instead of 100k and 1M")
-    ap.add_argument("--markdown", type=Path, help="write this section of the file: " + SECTION)
+    ap.add_argument(
+        "--markdown",
+        type=Path,
+        help=f"write this section of the file: {SECTION} (--data synth: {SYNTH_SECTION})",
+    )
     ap.add_argument("--queries", type=int, default=200, help="timed queries per shape")
     ap.add_argument("--warmup", type=int, default=20, help="untimed warm-up queries per shape")
     ap.add_argument("--shape-seconds", type=float, default=240, help="time budget (s) per shape")
     ap.add_argument("--workers", type=int, default=2, help="server worker processes")
     ap.add_argument("--jobs", type=int, default=2, help="parallel import processes")
     ap.add_argument("--seed", type=int, default=1, help="seed of the data and of the draws")
+    ap.add_argument("--data", choices=("synthea", "synth"), default="synthea",
+                    help="synthea: the Synthea clone (default, comparable with earlier runs); "
+                    "synth: `healthbook synth` populations sized to each target")  # fmt: skip
     ap.add_argument("--fresh-db", action="store_true", help="import again even if a database snapshot exists")
     ap.add_argument("--no-save-db", dest="save_db", action="store_false", help="keep no database snapshot")
     ap.add_argument("--no-variants", dest="variants", action="store_false", help="skip the &_total=none runs")
@@ -297,7 +315,8 @@ def main() -> int:
         for label, _, plan in ex["statements"]:
             say(f"\n{label}:\n{plan}")
     if args.markdown:
-        write_section(args.markdown, section(record, kinds, examples))
+        title = SYNTH_SECTION if args.data == "synth" else SECTION
+        write_section(args.markdown, section(record, kinds, examples, title), title)
         log(f"wrote the section of {args.markdown}")
     return 0
 

@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 SECTION = "## Search (bench/search.py)"
+SYNTH_SECTION = "## Search on healthbook synth data (bench/search.py --data synth)"
 KEEP = "### Analysis"  # a hand-written subsection of the section that a new run keeps
 TARGETS = {
     "simple": "p50 < 10, p99 < 50",
@@ -112,11 +113,13 @@ def md_table(head: list[str], body: list[list[str]]) -> str:
     return "\n".join(lines)
 
 
-def section(run: dict[str, Any], kinds: dict[str, str], examples: dict[str, str]) -> str:
+def section(
+    run: dict[str, Any], kinds: dict[str, str], examples: dict[str, str], title: str = SECTION
+) -> str:
     """The Markdown of this benchmark's section in RESULTS.md."""
     m = run["machine"]
     small, large = run["sizes"][0], run["sizes"][-1]
-    out = [SECTION, ""]
+    out = [title, ""]
     out.append(
         f"Run `{run['command']}` ({run['started']} – {run['finished']}). Everything runs on 127.0.0.1: a "
         "throw-away PostgreSQL, `healthbook serve --workers "
@@ -179,15 +182,15 @@ def section(run: dict[str, Any], kinds: dict[str, str], examples: dict[str, str]
     return "\n".join(out) + "\n"
 
 
-def write_section(path: Path, text: str) -> None:
+def write_section(path: Path, text: str, title: str = SECTION) -> None:
     """Replace (or append) this benchmark's section, keeping its hand-written Analysis subsection."""
     old = path.read_text() if path.exists() else "# Benchmark results\n"
-    start = old.find(SECTION + "\n")
+    start = old.find(title + "\n")
     if start < 0:
         new = old.rstrip("\n") + "\n\n" + text
     else:
-        nxt = re.search(r"^## ", old[start + len(SECTION) :], flags=re.M)
-        end = start + len(SECTION) + nxt.start() if nxt else len(old)
+        nxt = re.search(r"^## ", old[start + len(title) :], flags=re.M)
+        end = start + len(title) + nxt.start() if nxt else len(old)
         mine = old[start:end]
         kept = ""
         at = mine.find(KEEP)
