@@ -39,6 +39,7 @@ import ingest_env as env  # noqa: E402
 import ingest_fill as fill  # noqa: E402
 
 SECTION = "## Ingest (bench/ingest.py)"
+SYNTH_SECTION = "## Ingest on healthbook synth data (bench/ingest.py --data synth)"
 SCENARIOS = ("tx", "import", "export", "everything", "scale", "profile")
 PG_SETTINGS = {"shared_buffers": "1GB", "max_wal_size": "4GB", "checkpoint_timeout": "30min"}
 TARGETS = {
@@ -67,6 +68,7 @@ class Plan:
 FULL = Plan(0, 3, 100_000, (0, 1_000_000), 20_000, 20_000, 100)
 QUICK = Plan(30, 1, 20_000, (0, 100_000), 10_000, 5_000, 60)
 SMOKE = Plan(6, 1, 2_000, (0, 5_000), 1_000, 1_000, 10)  # checks that every part works, in about a minute
+SYNTH_TX_CITIZENS = 600  # --data synth, full run: about 60,000 resources in 600 citizen bundles + facilities
 
 
 @dataclass
@@ -97,6 +99,7 @@ class Run:
     profile_text: str = ""
     main_loaded: int = 0
     server: env.Server | None = None
+    source: str = "synthea"  # or "synth": healthbook synth output for the tx and import scenarios
 
     def add(self, fig: Figure) -> None:
         """Record and print a figure at once."""
@@ -219,9 +222,14 @@ def ensure_server(run: Run) -> env.Server:
 def scenario_tx(run: Run) -> None:
     """POST the Synthea transaction bundles from 20 concurrent clients (separate process)."""
     server = ensure_server(run)
-    files = data.bundle_files()
-    if run.plan.tx_bundles:
-        files = files[:: max(1, len(files) // run.plan.tx_bundles)][: run.plan.tx_bundles]
+    if run.source == "synth":
+        citizens = run.plan.tx_bundles or SYNTH_TX_CITIZENS
+        files = data.synth_bundle_files(data.synth(run.work / "synth-bundles", citizens, "bundles"))
+        log(f"tx: healthbook synth, {citizens} citizens: {len(files)} bundles (facilities first)")
+    else:
+        files = data.bundle_files()
+        if run.plan.tx_bundles:
+            files = files[:: max(1, len(files) // run.plan.tx_bundles)][: run.plan.tx_bundles]
     log(f"tx: {len(files)} bundles, 20 clients, server --workers 2 (load {loadavg()})")
     assert server.proc is not None
     meter = run.meter(server=server.proc.pid, ours=os.getpid())
@@ -259,12 +267,18 @@ def scenario_tx(run: Run) -> None:
 
 
 def import_source(run: Run) -> Path:
-    """The NDJSON file of the import scenario: Synthea clones plus the large $everything patient."""
+    """The NDJSON file of the import scenario: Synthea clones (or a synth population) plus the large patient."""
     path = run.work / "import.ndjson"
     if not path.exists():
-        n = data.write_ndjson(
-            path, run.templates(), range(1, 1 + run.plan.import_clones), run.plan.import_limit
-        )
+        if run.source == "synth":
+            wanted = (run.plan.import_limit or 100_000) * run.plan.import_clones
+            citizens = data.synth_citizens(wanted)
+            log(f"import: healthbook synth, {citizens} citizens")
+            n = data.synth_ndjson(data.synth(run.work / "synth-ndjson", citizens, "ndjson"), path)
+        else:
+            n = data.write_ndjson(
+                path, run.templates(), range(1, 1 + run.plan.import_clones), run.plan.import_limit
+            )
         with path.open("ab") as out:
             for line in data.big_patient_lines():
                 out.write(line + b"\n")
@@ -578,7 +592,7 @@ def section(run: Run, info: dict[str, str], started: str, wall: float, argv: lis
     """The Ingest section of bench/RESULTS.md."""
     settings = ", ".join(f"{k}={v}" for k, v in PG_SETTINGS.items())
     parts = [
-        SECTION,
+        SYNTH_SECTION if run.source == "synth" else SECTION,
         "",
         f"Run {started}, `{' '.join(['.venv/bin/python bench/ingest.py', *argv])}`,"
         f" {wall / 60:.1f} min in all"
@@ -607,14 +621,14 @@ def section(run: Run, info: dict[str, str], started: str, wall: float, argv: lis
     return "\n".join(parts)
 
 
-def write_markdown(path: Path, text: str) -> None:
-    """Replace (or append) only the Ingest section of the results file, re-read right before writing."""
+def write_markdown(path: Path, text: str, title: str = SECTION) -> None:
+    """Replace (or append) only this section of the results file, re-read right before writing."""
     old = path.read_text(encoding="utf-8") if path.exists() else "# Benchmark results\n"
-    start = old.find(SECTION)
+    start = old.find(title + "\n")
     if start < 0:
         new = old.rstrip("\n") + "\n\n" + text.rstrip("\n") + "\n"
     else:
-        end = old.find("\n## ", start + len(SECTION))
+        end = old.find("\n## ", start + len(title))
         tail = old[end + 1 :] if end >= 0 else ""
         new = old[:start] + text.rstrip("\n") + "\n" + ("\n" + tail if tail else "")
     path.write_text(new, encoding="utf-8")
@@ -636,6 +650,9 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     ap.add_argument("--batch", type=int, help="Resources per measured batch of the scale scenario.")
     ap.add_argument("--fill", choices=("sql", "import"), default="sql",
                     help="How the scale scenario fills the database between sizes.")  # fmt: skip
+    ap.add_argument("--data", choices=("synthea", "synth"), default="synthea",
+                    help="Data of the tx and import scenarios: the Synthea bundles and their clones (default, "
+                    "comparable with earlier runs) or `healthbook synth` output.")  # fmt: skip
     ap.add_argument("--wait-quiet", type=float, default=0.0,
                     help="Wait up to this long (s) for the 1-min load average to drop below 1.")  # fmt: skip
     return ap.parse_args(argv)
@@ -676,7 +693,7 @@ def main(argv: list[str]) -> int:
         log(f"PostgreSQL on 127.0.0.1:{pg.port}; work dir {work}")
         services(url).fhir.db.dispose()  # healthbook db upgrade
         pg_pid = int((pg.data / "postmaster.pid").read_text().split()[0])
-        run = Run(plan, work, url, pg.admin_url, pg.create_database, pg_pid)
+        run = Run(plan, work, url, pg.admin_url, pg.create_database, pg_pid, source=args.data)
         info = env.machine(url)
         for name in chosen:
             if name == "tx":
@@ -705,7 +722,8 @@ def main(argv: list[str]) -> int:
         for n in run.notes:
             print(f"- {n}")  # noqa: T201
         if args.markdown:
-            write_markdown(args.markdown, section(run, info, started, wall, argv))
+            title = SYNTH_SECTION if run.source == "synth" else SECTION
+            write_markdown(args.markdown, section(run, info, started, wall, argv), title)
             log(f"wrote the Ingest section of {args.markdown}")
         return 0
     except (KeyboardInterrupt, env.Interrupted) as exc:

@@ -202,3 +202,47 @@ def big_patient_lines(observations: int = 597, encounters: int = 400) -> list[by
             }
         )
     return [orjson.dumps(d) for d in docs]
+
+
+# ---- healthbook synth as the data source (--data synth) ------------------------------------------------
+
+SYNTH_PER_CITIZEN = 64  # resources per citizen of `healthbook synth` (bench/search_synth.py fits it)
+SYNTH_SHARED = 21_362  # facilities, their staff and roles: written whatever the population size
+
+
+def synth(out: Path, citizens: int, fmt: str, seed: int = 1) -> Path:
+    """Run `healthbook synth` once into out (reused when complete)."""
+    import os
+    import subprocess
+    import sys
+
+    if not (out / ".complete").exists():
+        src = Path(__file__).resolve().parents[1] / "src"
+        cmd = [sys.executable, "-m", "healthbook", "synth", "-n", str(citizens), "-s", str(seed), "-o", str(out),
+               "-f", fmt, "--overwrite"]  # fmt: skip
+        subprocess.run(cmd, check=True, env={**os.environ, "PYTHONPATH": str(src)}, stdout=subprocess.DEVNULL)
+        (out / ".complete").write_text(str(citizens))
+    return out
+
+
+def synth_citizens(resources: int) -> int:
+    """Citizens whose population (shared facilities included) has about this many resources."""
+    return max(1, -(-(resources - SYNTH_SHARED) // SYNTH_PER_CITIZEN))
+
+
+def synth_bundle_files(root: Path) -> list[Path]:
+    """The facility bundles first (every citizen bundle refers to them), then one bundle per citizen."""
+    return sorted((root / "facilities").glob("*.json")) + sorted((root / "citizens").rglob("*.json"))
+
+
+def synth_ndjson(root: Path, path: Path) -> int:
+    """Every NDJSON file of a synth population concatenated into one file; returns the line count."""
+    n = 0
+    with path.open("wb") as out:
+        for part in sorted(root.glob("*.ndjson")):
+            with part.open("rb") as handle:
+                for line in handle:
+                    if line.strip():
+                        out.write(line if line.endswith(b"\n") else line + b"\n")
+                        n += 1
+    return n

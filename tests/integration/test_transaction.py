@@ -492,6 +492,49 @@ def test_conditional_update_and_delete_in_a_batch(client: TestClient) -> None:
     assert total(client, "Patient?family=Batch") == 1
 
 
+def test_a_big_transaction_updates_moves_deletes_and_creates_records_by_id(client: TestClient) -> None:
+    """The ids a transaction addresses are looked up together; every kind of write must still see them."""
+    ok_transaction(client, bundle("transaction",
+        entry("PUT", "Patient/tx-a", patient("tx-a", res_id="tx-a")),
+        entry("PUT", "Patient/tx-b", patient("tx-b", res_id="tx-b")),
+        *(entry("PUT", f"Observation/tx-obs-{i}", {**observation("Patient/tx-a"), "id": f"tx-obs-{i}"})
+          for i in range(60)),
+    ))  # fmt: skip
+    entries = [
+        entry("PUT", "Observation/tx-obs-0", {**observation("Patient/tx-a", "29463-7"), "id": "tx-obs-0"}),
+        entry("PUT", "Observation/tx-obs-1", {**observation("Patient/tx-b"), "id": "tx-obs-1"}),  # moves
+        entry("DELETE", "Observation/tx-obs-2"),
+        entry(
+            "PATCH",
+            "Observation/tx-obs-3",
+            json_patch([{"op": "replace", "path": "/status", "value": "amended"}]),
+        ),
+        entry("PUT", "Observation/tx-new", {**observation("Patient/tx-b"), "id": "tx-new"}),
+        *(
+            entry("PUT", f"Observation/tx-obs-{i}", {**observation("Patient/tx-b"), "id": f"tx-obs-{i}"})
+            for i in range(4, 60)
+        ),  # moved too, in bulk
+    ]
+    out = ok_transaction(client, bundle("transaction", *entries))
+    statuses = [e["response"]["status"] for e in out]
+    assert statuses[:5] == ["200 OK", "200 OK", "204 No Content", "200 OK", "201 Created"]
+    assert set(statuses[5:]) == {"200 OK"}
+    assert client.get("/fhir/Observation/tx-obs-0").json()["code"]["coding"][0]["code"] == "29463-7"
+    assert client.get("/fhir/Observation/tx-obs-0").json()["meta"]["versionId"] == "2"
+    assert client.get("/fhir/Observation/tx-obs-2").status_code == 410
+    assert client.get("/fhir/Observation/tx-obs-3").json()["status"] == "amended"
+    on_b = client.get("/fhir/Patient/tx-b/Observation?_count=100").json()
+    assert {e["resource"]["id"] for e in on_b.get("entry", [])} == {
+        "tx-obs-1", "tx-new", *(f"tx-obs-{i}" for i in range(4, 60))
+    }  # fmt: skip
+    on_a = client.get("/fhir/Patient/tx-a/Observation?_count=100").json()
+    assert {e["resource"]["id"] for e in on_a.get("entry", [])} == {"tx-obs-0", "tx-obs-3"}
+    again = ok_transaction(client, bundle("transaction",
+        entry("PUT", "Observation/tx-obs-1", {**observation("Patient/tx-a"), "id": "tx-obs-1"})))  # fmt: skip
+    assert again[0]["response"]["status"] == "200 OK"
+    assert client.get("/fhir/Observation/tx-obs-1").json()["meta"]["versionId"] == "3"
+
+
 def test_prefer_minimal_leaves_the_resources_out(client: TestClient) -> None:
     resp = client.post(
         "/fhir",

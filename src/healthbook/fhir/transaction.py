@@ -26,7 +26,7 @@ from healthbook.fhir.outcomes import Issue, operation_outcome
 from healthbook.fhir.search.service import SearchService
 from healthbook.fhir.service import FhirService, WriteResult, check_id, check_type, parse_etag
 from healthbook.fhir.store.batch import batching, pending
-from healthbook.fhir.store.sql_repository import StoredVersion
+from healthbook.fhir.store.sql_repository import StoredVersion, prefetch_locators
 from healthbook.fhir.timeutil import now_us, to_instant
 
 METHODS = ("DELETE", "POST", "PUT", "PATCH", "GET", "HEAD")
@@ -211,7 +211,7 @@ class BundleProcessor:
         self._check_duplicates(entries)
         for attempt in range(2):
             try:
-                with self.fhir.writing(caller) as conn, batching(conn):
+                with self.fhir.writing(caller) as conn, batching(conn, copy=True):
                     self._run_transaction(conn, caller, entries, base=base, prefer=prefer)
                 return
             except IntegrityError:
@@ -248,6 +248,9 @@ class BundleProcessor:
             if e.full_url and e.res_id and e.method in ("POST", "PUT"):
                 ids[e.full_url] = f"{e.res_type}/{e.res_id}"
         self._check_overlaps(entries)
+        # One query for the ids that the PUT, PATCH and DELETE entries address, not one per entry.
+        targets = [(e.res_type, e.res_id) for e in entries if e.res_id and e.method != "GET"]
+        prefetch_locators(conn, [t for t in targets if t[0] != "Patient"])
         self._rewrite_references(conn, caller, entries, ids)
         for e in sorted(entries, key=lambda x: (ORDER[x.method], x.index)):
             try:

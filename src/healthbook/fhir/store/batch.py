@@ -44,6 +44,9 @@ class PendingWrites:
     index_rows: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
     keys: set[tuple[str, str]] = field(default_factory=set)
     latest: dict[tuple[str, str], str | None] = field(default_factory=dict)  # content (None: deleted)
+    # patient_key of logical ids looked up in one query ahead of the writes (None: never written);
+    # kept across flushes, and dropped for an id as soon as this batch writes or moves it.
+    located: dict[tuple[str, str], str | None] = field(default_factory=dict)
 
     copy: bool = False
 

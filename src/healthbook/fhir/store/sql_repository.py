@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import and_, bindparam, delete, false, func, insert, literal, select, update
+from sqlalchemy import and_, bindparam, delete, false, func, insert, literal, select, tuple_, update
 from sqlalchemy.engine import Connection
 from sqlalchemy.sql import Select
 
@@ -55,8 +55,25 @@ _INSERT_CURRENT = insert(resource)
 
 def locate(conn: Connection, res_type: str, res_id: str) -> str | None:
     """The patient_key a logical id is stored under, or None if it was never written."""
+    queue = pending(conn)
+    if queue is not None and (res_type, res_id) in queue.located and (res_type, res_id) not in queue.keys:
+        return queue.located[(res_type, res_id)]
     flush_if_pending(conn, res_type, res_id)
     return conn.execute(_LOCATE, {"t": res_type, "i": res_id}).scalar_one_or_none()
+
+
+def prefetch_locators(conn: Connection, keys: Iterable[tuple[str, str]]) -> None:
+    """Look up many logical ids in a few queries, for the locate() calls of the open batch that follow."""
+    queue = pending(conn)
+    if queue is None:
+        return
+    todo = sorted({k for k in keys if k not in queue.located and k not in queue.keys})
+    for start in range(0, len(todo), 500):
+        chunk = todo[start : start + 500]
+        stmt = select(_l.res_type, _l.res_id, _l.patient_key).where(tuple_(_l.res_type, _l.res_id).in_(chunk))
+        found = {(r[0], r[1]): r[2] for r in conn.execute(stmt)}
+        for key in chunk:
+            queue.located[key] = found.get(key)
 
 
 def current(
@@ -127,6 +144,7 @@ def add_locator(conn: Connection, res_type: str, res_id: str, patient_key: str) 
     """Register a new logical id; a duplicate raises IntegrityError (the caller retries)."""
     queue = pending(conn)
     if queue is not None:
+        queue.located.pop((res_type, res_id), None)
         queue.keys.add((res_type, res_id))
         queue.locators.append({"res_type": res_type, "res_id": res_id, "patient_key": patient_key})
         return
@@ -137,6 +155,7 @@ def move(conn: Connection, res_type: str, res_id: str, old_key: str, new_key: st
     """Re-home a resource and its history under another patient_key (delete + insert: Citus rule 7)."""
     queue = pending(conn)
     if queue is not None:
+        queue.located.pop((res_type, res_id), None)
         queue.flush(conn)
     for table in (resource, resource_version):
         c = table.c
