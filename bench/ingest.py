@@ -622,16 +622,8 @@ def section(run: Run, info: dict[str, str], started: str, wall: float, argv: lis
 
 
 def write_markdown(path: Path, text: str, title: str = SECTION) -> None:
-    """Replace (or append) only this section of the results file, re-read right before writing."""
-    old = path.read_text(encoding="utf-8") if path.exists() else "# Benchmark results\n"
-    start = old.find(title + "\n")
-    if start < 0:
-        new = old.rstrip("\n") + "\n\n" + text.rstrip("\n") + "\n"
-    else:
-        end = old.find("\n## ", start + len(title))
-        tail = old[end + 1 :] if end >= 0 else ""
-        new = old[:start] + text.rstrip("\n") + "\n" + ("\n" + tail if tail else "")
-    path.write_text(new, encoding="utf-8")
+    """Replace (or append) this section's generated part; its ### subsections stay."""
+    env.write_section(path, title, text)
 
 
 # ---- main --------------------------------------------------------------------------------------

@@ -194,3 +194,23 @@ def _commit() -> str:
         return "unknown"
     name = head.stdout.strip() or "unknown"
     return f"{name} + uncommitted changes in src/" if dirty.stdout.strip() else name
+
+
+def write_section(path: Path, title: str, text: str) -> None:
+    """Replace (or append) one benchmark's section of a results file, re-read right before writing.
+
+    Only the generated part is replaced: the section's hand-written ### subsections (re-runs, analyses) are
+    kept below the new text.
+    """
+    old = path.read_text(encoding="utf-8") if path.exists() else "# Benchmark results\n"
+    start = old.find(title + "\n")
+    if start < 0:
+        path.write_text(old.rstrip("\n") + "\n\n" + text.rstrip("\n") + "\n", encoding="utf-8")
+        return
+    end = old.find("\n## ", start + len(title))
+    tail = old[end + 1 :] if end >= 0 else ""
+    mine = old[start : end if end >= 0 else len(old)]
+    hand = mine.find("\n### ")
+    kept = "\n" + mine[hand + 1 :].rstrip("\n") + "\n" if hand >= 0 else ""
+    new = old[:start] + text.rstrip("\n") + "\n" + kept + ("\n" + tail if tail else "")
+    path.write_text(new, encoding="utf-8")

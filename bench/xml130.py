@@ -247,14 +247,8 @@ def _section(
 
 
 def _write(path: Path, text: str) -> None:
-    """Replace (or append) this benchmark's section; other sections stay as they are."""
-    old = path.read_text() if path.exists() else ""
-    start = old.find(SECTION)
-    if start < 0:
-        path.write_text(old.rstrip() + "\n\n" + text)
-        return
-    end = old.find("\n## ", start + len(SECTION))
-    path.write_text(old[:start] + text + (old[end:] if end >= 0 else ""))
+    """Replace (or append) this benchmark's section; its ### subsections and the other sections stay."""
+    env.write_section(path, SECTION, text)
 
 
 if __name__ == "__main__":

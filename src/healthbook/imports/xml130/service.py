@@ -246,6 +246,8 @@ class Xml130Importer:
         Their ids derive from their identifiers, so two importers (--jobs) that meet the same patient create
         the same record: the one that comes second finds it and writes nothing. Were they created inside the
         episodes' transaction, the second would wait for the first's whole chunk and then redo its own.
+        Should the episodes' transaction then fail, these records stay (a patient known from a submission
+        is true data); the retry finds them.
         """
         if not bodies:
             return set(), set()
