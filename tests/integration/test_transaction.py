@@ -14,6 +14,10 @@ from typing import Any
 import pytest
 from fastapi.testclient import TestClient
 
+from healthbook.auth.subject import Caller
+from healthbook.fhir.router import Services
+from healthbook.fhir.transaction import BundleProcessor
+
 from .conftest import TableCounts, outcome
 
 SYNTHEA = Path(__file__).resolve().parents[3] / "shared" / "test-material" / "synthea-100"
@@ -533,6 +537,43 @@ def test_a_big_transaction_updates_moves_deletes_and_creates_records_by_id(clien
         entry("PUT", "Observation/tx-obs-1", {**observation("Patient/tx-a"), "id": "tx-obs-1"})))  # fmt: skip
     assert again[0]["response"]["status"] == "200 OK"
     assert client.get("/fhir/Observation/tx-obs-1").json()["meta"]["versionId"] == "3"
+
+
+@pytest.mark.parametrize("method", ["DELETE", "PATCH", "PUT"])
+def test_a_record_moved_by_another_client_during_a_transaction_is_still_found(
+    client: TestClient, services: Services, monkeypatch: pytest.MonkeyPatch, method: str
+) -> None:
+    """The ids a transaction addresses are looked up ahead; a concurrent move must not make them vanish."""
+    if services.fhir.db.is_sqlite:
+        pytest.skip("SQLite takes one writer at a time")
+    ok_transaction(client, bundle("transaction",
+        entry("PUT", "Patient/mv-a", patient("mv-a", res_id="mv-a")),
+        entry("PUT", "Patient/mv-b", patient("mv-b", res_id="mv-b")),
+        entry("PUT", "Observation/mv-x", {**observation("Patient/mv-a"), "id": "mv-x"})))  # fmt: skip
+    original = BundleProcessor._rewrite_references
+    moved: list[int] = []
+
+    def rewrite(self: BundleProcessor, conn: Any, caller: Any, entries: Any, ids: Any) -> Any:
+        if not moved:  # after the lookahead: another client moves the Observation to mv-b and commits
+            moved.append(1)
+            moving = {**observation("Patient/mv-b"), "id": "mv-x"}
+            services.fhir.update(Caller.system("other-client"), "Observation", "mv-x", moving)
+        return original(self, conn, caller, entries, ids)
+
+    monkeypatch.setattr(BundleProcessor, "_rewrite_references", rewrite)
+    if method == "DELETE":
+        ok_transaction(client, bundle("transaction", entry("DELETE", "Observation/mv-x")))
+        assert client.get("/fhir/Observation/mv-x").status_code == 410
+    elif method == "PATCH":
+        ops = [{"op": "replace", "path": "/status", "value": "amended"}]
+        ok_transaction(client, bundle("transaction", entry("PATCH", "Observation/mv-x", json_patch(ops))))
+        assert client.get("/fhir/Observation/mv-x").json()["status"] == "amended"
+    else:
+        body = {**observation("Patient/mv-b", "29463-7"), "id": "mv-x"}
+        out = ok_transaction(client, bundle("transaction", entry("PUT", "Observation/mv-x", body)))
+        assert out[0]["response"]["status"] == "200 OK"
+        doc = client.get("/fhir/Observation/mv-x").json()
+        assert doc["code"]["coding"][0]["code"] == "29463-7" and doc["meta"]["versionId"] == "3"
 
 
 def test_prefer_minimal_leaves_the_resources_out(client: TestClient) -> None:

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import base64
+import contextlib
+import threading
 from collections import Counter
 from pathlib import Path
 from typing import Any
@@ -270,6 +272,59 @@ def test_a_second_importer_meeting_the_same_new_patient_writes_it_once(
         assert _encounter(services, ma_lk)["subject"] == {"reference": f"Patient/{mother['id']}"}
     kinds = _types(services)
     assert kinds["Patient"] == 2 and kinds["Organization"] == 3 and kinds["Practitioner"] == 4
+
+
+def test_a_deleted_patient_met_again_is_brought_back(services: Services) -> None:
+    _import(services, sample.submission(sample.episode_rows("FIRST")))
+    (mother,) = _search(services, "Patient", identifier=f"{cs.CCCD}|001190123456")
+    services.fhir.delete(CALLER, "Patient", mother["id"])
+    report = _import(services, sample.submission(sample.episode_rows("SECOND")))
+    assert [e.status for e in report.episodes] == ["created"]
+    assert _encounter(services, "SECOND")["subject"] == {"reference": f"Patient/{mother['id']}"}
+    back = services.fhir.read(CALLER, "Patient", mother["id"])  # not 410: a new, live version
+    assert not back.deleted and back.version_id == 3
+
+
+def test_importers_creating_the_same_patients_in_opposite_orders_do_not_deadlock(
+    services: Services, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """--jobs: both workers hold one new Patient and want the other's (identity and id locks)."""
+    if services.fhir.db.is_sqlite:
+        pytest.skip("SQLite takes one writer at a time")
+    bodies = [
+        {"resourceType": "Patient", "id": f"dl-{n}", "identifier": [{"system": cs.CCCD, "value": n}],
+         "name": [{"family": "Lê", "given": ["An"]}]}
+        for n in ("001190000001", "001190000002")
+    ]  # fmt: skip
+    barrier = threading.Barrier(2)
+    put = Upsert.put
+    first = threading.local()
+
+    def put_then_wait(self: Upsert, body: dict[str, Any], *, known: bool) -> str:
+        out = put(self, body, known=known)
+        if not getattr(first, "done", False):
+            first.done = True
+            with contextlib.suppress(threading.BrokenBarrierError):
+                barrier.wait(timeout=5)  # each importer has written its first patient
+        return out
+
+    monkeypatch.setattr(Upsert, "put", put_then_wait)
+    errors: list[BaseException] = []
+
+    def run(order: list[dict[str, Any]]) -> None:
+        try:
+            _importer(services)._create_shared(CALLER, order)
+        except BaseException as exc:
+            errors.append(exc)
+
+    threads = [threading.Thread(target=run, args=(o,)) for o in (bodies, bodies[::-1])]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert errors == []
+    for body in bodies:
+        assert services.fhir.read(CALLER, "Patient", body["id"]).version_id == 1
 
 
 def test_files_that_are_not_submissions_are_refused(services: Services) -> None:

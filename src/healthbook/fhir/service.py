@@ -228,7 +228,10 @@ class FhirService:
         self, conn: Connection, res_type: str, res_id: str, *, lock: bool = False
     ) -> StoredVersion | None:
         key = self._key_of(conn, res_type, res_id)
-        return store.current(conn, key, res_type, res_id, for_update=lock) if key else None
+        cur = store.current(conn, key, res_type, res_id, for_update=lock) if key else None
+        if cur is None and key is not None and store.forget_located(conn, res_type, res_id):
+            return self._current(conn, res_type, res_id, lock=lock)  # moved since the bundle's prefetch
+        return cur
 
     # ---- writes ------------------------------------------------------------------------------
 

@@ -248,8 +248,10 @@ class BundleProcessor:
             if e.full_url and e.res_id and e.method in ("POST", "PUT"):
                 ids[e.full_url] = f"{e.res_type}/{e.res_id}"
         self._check_overlaps(entries)
-        # One query for the ids that the PUT, PATCH and DELETE entries address, not one per entry.
-        targets = [(e.res_type, e.res_id) for e in entries if e.res_id and e.method != "GET"]
+        # One query for the ids the PUT entries address, not one per entry. Only PUT: a stale answer (a
+        # concurrent writer created or moved the id since) ends in a duplicate id and the retry below;
+        # DELETE and PATCH look their target up when they run.
+        targets = [(e.res_type, e.res_id) for e in entries if e.res_id and e.method == "PUT"]
         prefetch_locators(conn, [t for t in targets if t[0] != "Patient"])
         self._rewrite_references(conn, caller, entries, ids)
         for e in sorted(entries, key=lambda x: (ORDER[x.method], x.index)):

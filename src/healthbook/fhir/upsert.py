@@ -13,6 +13,7 @@ from typing import Any
 
 from sqlalchemy import select, tuple_
 from sqlalchemy.engine import Connection
+from sqlalchemy.exc import OperationalError
 
 from healthbook.auth.subject import Caller
 from healthbook.fhir import jsonio
@@ -56,6 +57,13 @@ class Upsert:
             found.update((r[0], r[1]) for r in self.conn.execute(stmt))
         return found
 
+    def live(self, keys: Sequence[Key]) -> set[Key]:
+        """Which of these logical ids have a current, not deleted version (queued writes flushed first)."""
+        queue = pending(self.conn)
+        if queue is not None and any(k in queue.keys for k in keys):
+            queue.flush(self.conn)
+        return {(r[1], r[2]) for r in store.current_by_key(self.conn, list(keys)) if r[4]}
+
     def put(self, body: dict[str, Any], *, known: bool) -> str:
         """Store a checked body under its id: 'created', 'updated' or 'unchanged' (no new version).
 
@@ -74,6 +82,11 @@ class Upsert:
     def delete(self, res_type: str, res_id: str) -> bool:
         """Delete (a tombstone version); False when it did not exist or was deleted already."""
         return self.fhir._delete(self.conn, self.caller, res_type, res_id) is not None
+
+
+def deadlocked(exc: OperationalError) -> bool:
+    """PostgreSQL chose this transaction as a deadlock's victim (SQLSTATE 40P01): running it again is safe."""
+    return getattr(exc.orig, "sqlstate", None) == "40P01"
 
 
 def current(fhir: FhirService, keys: Sequence[Key]) -> dict[Key, dict[str, Any]]:

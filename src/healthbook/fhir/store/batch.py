@@ -14,7 +14,7 @@ from typing import Any
 import psycopg
 from sqlalchemy import Table, bindparam, delete, insert, tuple_, update
 from sqlalchemy.engine import Connection
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy.exc import IntegrityError, OperationalError
 
 from healthbook.fhir.store.schema import INDEX_TABLES, resource, resource_locator, resource_version
 
@@ -104,8 +104,10 @@ def _copy(conn: Connection, table: Table, rows: list[dict[str, Any]]) -> None:
             for row in rows:
                 copy.write_row([row[c] for c in columns])
     except psycopg.errors.IntegrityError as exc:
-        # Same exception type as the executemany path, so the callers' retry on a duplicate id applies.
+        # Same exception types as the executemany path, so the callers' retries (duplicate id, deadlock) apply.
         raise IntegrityError(sql, None, exc) from exc
+    except psycopg.errors.OperationalError as exc:
+        raise OperationalError(sql, None, exc) from exc
 
 
 def pending(conn: Connection) -> PendingWrites | None:

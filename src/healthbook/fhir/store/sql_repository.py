@@ -62,6 +62,12 @@ def locate(conn: Connection, res_type: str, res_id: str) -> str | None:
     return conn.execute(_LOCATE, {"t": res_type, "i": res_id}).scalar_one_or_none()
 
 
+def forget_located(conn: Connection, res_type: str, res_id: str) -> bool:
+    """Drop a prefetched answer that turned out stale; True when there was one to drop."""
+    queue = pending(conn)
+    return queue is not None and queue.located.pop((res_type, res_id), None) is not None
+
+
 def prefetch_locators(conn: Connection, keys: Iterable[tuple[str, str]]) -> None:
     """Look up many logical ids in a few queries, for the locate() calls of the open batch that follow."""
     queue = pending(conn)

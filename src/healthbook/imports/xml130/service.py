@@ -17,7 +17,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import IO, Any
 
-from sqlalchemy.exc import DataError, IntegrityError
+from sqlalchemy.exc import DataError, IntegrityError, OperationalError
 
 from healthbook.auth.subject import Caller
 from healthbook.config import Settings
@@ -26,7 +26,7 @@ from healthbook.fhir import compartment
 from healthbook.fhir.audit import book_accesses
 from healthbook.fhir.search.service import SearchService
 from healthbook.fhir.service import FhirService
-from healthbook.fhir.upsert import Upsert, check, current, upserting
+from healthbook.fhir.upsert import Upsert, check, current, deadlocked, upserting
 from healthbook.imports.xml130 import provenance as prov
 from healthbook.imports.xml130.episode import Episode, assemble
 from healthbook.imports.xml130.issues import EpisodeReport, FileReport, Problem, error, warning
@@ -183,7 +183,9 @@ class Xml130Importer:
                 self._write(caller, chunk)
                 self.cache.commit()
                 return
-            except (IntegrityError, DataError, HealthbookError):
+            except (IntegrityError, DataError, HealthbookError, OperationalError) as exc:
+                if isinstance(exc, OperationalError) and not deadlocked(exc):
+                    raise
                 self.cache.rollback()
                 self._reset(chunk)
         for item in chunk:  # one at a time, so that one unstorable episode does not block the others
@@ -251,17 +253,24 @@ class Xml130Importer:
         """
         if not bodies:
             return set(), set()
+        # In one order for every importer, so that two of them never wait for each other's locks in a cycle.
+        bodies = sorted(bodies, key=lambda b: (b["resourceType"], b["id"]))
+        keys = [(b["resourceType"], b["id"]) for b in bodies]
         for attempt in range(3):
             try:
                 with upserting(self.fhir, caller) as up:
-                    known = up.existing([(b["resourceType"], b["id"]) for b in bodies])
-                    new = [b for b in bodies if (b["resourceType"], b["id"]) not in known]
-                    for body in new:
-                        up.put(body, known=False)
+                    known = up.existing(keys)
+                    live = up.live([k for k in keys if k in known])
+                    # A deleted record under the same id (the search did not find it) is brought back.
+                    new = [b for b, k in zip(bodies, keys, strict=True) if k not in live]
+                    for body, key in zip(bodies, keys, strict=True):
+                        if key not in live:
+                            up.put(body, known=key in known)
                     books = self._record(up, new)
                 return {(b["resourceType"], b["id"]) for b in new}, books
-            except (IntegrityError, HealthbookError):
-                if attempt == 2:  # not a concurrent creation of the same ids: the chunk's retry handles it
+            except (IntegrityError, HealthbookError, OperationalError) as exc:
+                retryable = not isinstance(exc, OperationalError) or deadlocked(exc)
+                if attempt == 2 or not retryable:  # the chunk's retry handles the rest
                     raise
         raise AssertionError("unreachable")
 
