@@ -16,6 +16,8 @@ import sys
 from collections.abc import Callable
 from pathlib import Path
 
+from search_data import count_lines
+
 SYNTH_FORMAT = 1  # bump when the generator's output changes in a way that old caches must not be reused
 PROBE = (20, 60)  # citizens of the two probe runs that fit resources = shared + per_citizen * n
 SRC = Path(__file__).resolve().parents[1] / "src"
@@ -35,21 +37,13 @@ def _files(directory: Path) -> list[Path]:
     return sorted(p for p in directory.glob("*.ndjson") if p.stat().st_size)
 
 
-def _lines(paths: list[Path]) -> int:
-    total = 0
-    for p in paths:
-        with p.open("rb") as handle:
-            total += sum(1 for line in handle if line.strip())
-    return total
-
-
 def citizens_for(cache: Path, seed: int, targets: list[int], log: Callable[[str], None]) -> list[int]:
     """Citizens whose population reaches each target number of resources (fitted on two small runs)."""
     counts = []
     for n in PROBE:
         out = cache / f"synth{SYNTH_FORMAT}-seed{seed}-n{n}"
         _synth(out, n, seed)
-        counts.append(_lines(_files(out)))
+        counts.append(count_lines(_files(out)))
     per_citizen = (counts[1] - counts[0]) / (PROBE[1] - PROBE[0])
     shared = counts[0] - per_citizen * PROBE[0]
     log(f"synth: {shared:,.0f} shared resources (facilities and staff) + {per_citizen:.1f} per citizen")
