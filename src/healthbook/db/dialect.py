@@ -15,7 +15,7 @@ from sqlalchemy.dialects.postgresql.dml import Insert as PgInsert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.dialects.sqlite.dml import Insert as SqliteInsert
 from sqlalchemy.engine import Connection, Engine
-from sqlalchemy.exc import DBAPIError
+from sqlalchemy.exc import DBAPIError, OperationalError
 from sqlalchemy.ext.compiler import compiles
 from sqlalchemy.sql.compiler import SQLCompiler
 from sqlalchemy.sql.elements import ClauseElement, ColumnElement
@@ -375,3 +375,8 @@ def _binary_default(element: binary_text, compiler: SQLCompiler, **kw: Any) -> s
 @compiles(binary_text, "postgresql")
 def _binary_pg(element: binary_text, compiler: SQLCompiler, **kw: Any) -> str:
     return f'({compiler.process(next(iter(element.clauses)), **kw)} COLLATE "C")'
+
+
+def deadlocked(exc: OperationalError) -> bool:
+    """PostgreSQL chose this transaction as a deadlock's victim (SQLSTATE 40P01): running it again is safe."""
+    return getattr(exc.orig, "sqlstate", None) == "40P01"

@@ -14,9 +14,10 @@ from urllib.parse import parse_qsl, urlsplit
 
 import orjson
 from sqlalchemy.engine import Connection
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy.exc import IntegrityError, OperationalError
 
 from healthbook.auth.subject import Caller
+from healthbook.db.dialect import deadlocked
 from healthbook.db.engine import Database
 from healthbook.errors import BadRequest, Conflict, HealthbookError, NotFound, PreconditionFailed
 from healthbook.fhir import jsonio
@@ -214,7 +215,9 @@ class BundleProcessor:
                 with self.fhir.writing(caller) as conn, batching(conn, copy=True):
                     self._run_transaction(conn, caller, entries, base=base, prefer=prefer)
                 return
-            except IntegrityError:
+            except (IntegrityError, OperationalError) as exc:
+                if isinstance(exc, OperationalError) and not deadlocked(exc):
+                    raise
                 if attempt == 1:
                     raise Conflict("The transaction collided with a concurrent write; retry it") from None
 

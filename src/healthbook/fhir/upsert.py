@@ -13,7 +13,6 @@ from typing import Any
 
 from sqlalchemy import select, tuple_
 from sqlalchemy.engine import Connection
-from sqlalchemy.exc import OperationalError
 
 from healthbook.auth.subject import Caller
 from healthbook.fhir import jsonio
@@ -82,11 +81,6 @@ class Upsert:
     def delete(self, res_type: str, res_id: str) -> bool:
         """Delete (a tombstone version); False when it did not exist or was deleted already."""
         return self.fhir._delete(self.conn, self.caller, res_type, res_id) is not None
-
-
-def deadlocked(exc: OperationalError) -> bool:
-    """PostgreSQL chose this transaction as a deadlock's victim (SQLSTATE 40P01): running it again is safe."""
-    return getattr(exc.orig, "sqlstate", None) == "40P01"
 
 
 def current(fhir: FhirService, keys: Sequence[Key]) -> dict[Key, dict[str, Any]]:

@@ -21,12 +21,13 @@ from sqlalchemy.exc import DataError, IntegrityError, OperationalError
 
 from healthbook.auth.subject import Caller
 from healthbook.config import Settings
+from healthbook.db.dialect import deadlocked
 from healthbook.errors import HealthbookError
 from healthbook.fhir import compartment
 from healthbook.fhir.audit import book_accesses
 from healthbook.fhir.search.service import SearchService
 from healthbook.fhir.service import FhirService
-from healthbook.fhir.upsert import Upsert, check, current, deadlocked, upserting
+from healthbook.fhir.upsert import Upsert, check, current, upserting
 from healthbook.imports.xml130 import provenance as prov
 from healthbook.imports.xml130.episode import Episode, assemble
 from healthbook.imports.xml130.issues import EpisodeReport, FileReport, Problem, error, warning
