@@ -621,11 +621,6 @@ def section(run: Run, info: dict[str, str], started: str, wall: float, argv: lis
     return "\n".join(parts)
 
 
-def write_markdown(path: Path, text: str, title: str = SECTION) -> None:
-    """Replace (or append) this section's generated part; its ### subsections stay."""
-    env.write_section(path, title, text)
-
-
 # ---- main --------------------------------------------------------------------------------------
 
 
@@ -715,7 +710,7 @@ def main(argv: list[str]) -> int:
             print(f"- {n}")  # noqa: T201
         if args.markdown:
             title = SYNTH_SECTION if run.source == "synth" else SECTION
-            write_markdown(args.markdown, section(run, info, started, wall, argv), title)
+            env.write_section(args.markdown, title, section(run, info, started, wall, argv))
             log(f"wrote the Ingest section of {args.markdown}")
         return 0
     except (KeyboardInterrupt, env.Interrupted) as exc:

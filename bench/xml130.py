@@ -178,7 +178,7 @@ def main(argv: list[str]) -> int:
         text = _section(info, started_at, argv, figures)
         print("\n" + text)  # noqa: T201
         if args.markdown:
-            _write(args.markdown, text)
+            env.write_section(args.markdown, SECTION, text)
             log(f"wrote the XML130 section of {args.markdown}")
         return 0
     except (KeyboardInterrupt, env.Interrupted) as exc:
@@ -244,11 +244,6 @@ def _section(
         f"shared_buffers=1GB). Load average at start {info['load_start']}, at end {info['load_end']}.\n\n"
         "| figure | value | target | verdict | details |\n| --- | ---: | --- | --- | --- |\n" + rows + "\n"
     )
-
-
-def _write(path: Path, text: str) -> None:
-    """Replace (or append) this benchmark's section; its ### subsections and the other sections stay."""
-    env.write_section(path, SECTION, text)
 
 
 if __name__ == "__main__":

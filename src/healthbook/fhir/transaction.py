@@ -254,8 +254,8 @@ class BundleProcessor:
         # One query for the ids the PUT entries address, not one per entry. Only PUT: a stale answer (a
         # concurrent writer created or moved the id since) ends in a duplicate id and the retry below;
         # DELETE and PATCH look their target up when they run.
-        targets = [(e.res_type, e.res_id) for e in entries if e.res_id and e.method == "PUT"]
-        prefetch_locators(conn, [t for t in targets if t[0] != "Patient"])
+        prefetch_locators(conn, [(e.res_type, e.res_id) for e in entries
+                                 if e.method == "PUT" and e.res_id and e.res_type != "Patient"])  # fmt: skip
         self._rewrite_references(conn, caller, entries, ids)
         for e in sorted(entries, key=lambda x: (ORDER[x.method], x.index)):
             try:

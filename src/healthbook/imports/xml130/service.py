@@ -13,7 +13,7 @@ recognised by the content digest kept in its Provenance and skipped.
 from __future__ import annotations
 
 import os
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Set
 from dataclasses import dataclass
 from typing import IO, Any
 
@@ -263,12 +263,11 @@ class Xml130Importer:
                     known = up.existing(keys)
                     live = up.live([k for k in keys if k in known])
                     # A deleted record under the same id (the search did not find it) is brought back.
-                    new = [b for b, k in zip(bodies, keys, strict=True) if k not in live]
-                    for body, key in zip(bodies, keys, strict=True):
-                        if key not in live:
-                            up.put(body, known=key in known)
-                    books = self._record(up, new)
-                return {(b["resourceType"], b["id"]) for b in new}, books
+                    new = [(b, k) for b, k in zip(bodies, keys, strict=True) if k not in live]
+                    for body, key in new:
+                        up.put(body, known=key in known)
+                    books = self._record(up, [b for b, _ in new])
+                return {k for _, k in new}, books
             except (IntegrityError, HealthbookError, OperationalError) as exc:
                 retryable = not isinstance(exc, OperationalError) or deadlocked(exc)
                 if attempt == 2 or not retryable:  # the chunk's retry handles the rest
@@ -276,7 +275,7 @@ class Xml130Importer:
         raise AssertionError("unreachable")
 
     def _record(
-        self, up: Upsert, bodies: Iterable[dict[str, Any]], *, recorded: set[str] | None = None
+        self, up: Upsert, bodies: Iterable[dict[str, Any]], *, recorded: Set[str] = frozenset()
     ) -> set[str]:
         """The audit trail names the submitting facility as the writer of every book these bodies touch.
 
@@ -284,7 +283,7 @@ class Xml130Importer:
         """
         if self._submitter is None:
             return set()
-        books = {k for b in bodies if (k := compartment.patient_key(b)) and k not in (recorded or set())}
+        books = {k for b in bodies if (k := compartment.patient_key(b)) and k not in recorded}
         accesses = book_accesses(books, "$import-xml130", None)
         self.fhir.audit.record(self._submitter, accesses, up.conn)
         return {a.patient_key for a in accesses}
