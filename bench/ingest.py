@@ -100,6 +100,7 @@ class Run:
     main_loaded: int = 0
     server: env.Server | None = None
     source: str = "synthea"  # or "synth": healthbook synth output for the tx and import scenarios
+    import_workers: int = -1  # import_lines(workers=...): -1 is the product's default, one per CPU
 
     def add(self, fig: Figure) -> None:
         """Record and print a figure at once."""
@@ -166,7 +167,10 @@ def services(url: str) -> Any:
 def import_file(
     run: Run, url: str, path: Path, profile: cProfile.Profile | None = None
 ) -> tuple[int, int, float, cpu.CpuMeter]:
-    """Import an NDJSON file with import_lines; returns (lines, errors, seconds, CPU meter)."""
+    """Import an NDJSON file with import_lines; returns (lines, errors, seconds, CPU meter).
+
+    Under a profile the lines are prepared in this process (workers=0), so that cProfile sees all of it.
+    """
     from healthbook.auth.subject import Caller
     from healthbook.fhir.bulk.ndjson_import import import_lines, lines_of
 
@@ -180,7 +184,11 @@ def import_file(
                 profile.enable()
             try:
                 stats = import_lines(
-                    svc.fhir, Caller.system("bench"), lines_of(path.name, handle), errors=errors.append
+                    svc.fhir,
+                    Caller.system("bench"),
+                    lines_of(path.name, handle),
+                    errors=errors.append,
+                    workers=0 if profile is not None else run.import_workers,
                 )
             finally:
                 if profile is not None:
@@ -192,6 +200,14 @@ def import_file(
     if errors:
         log(f"  {len(errors)} invalid lines, first: {json.dumps(errors[0])[:300]}")
     return stats.lines, stats.errors, seconds, meter
+
+
+def workers_text(run: Run) -> str:
+    """How many processes prepared the lines, for the figures' details."""
+    from healthbook.fhir.bulk.prepare import default_workers
+
+    n = default_workers() if run.import_workers < 0 else run.import_workers
+    return f"{n} preparing workers" if n else "no preparing workers"
 
 
 def count_resources(url: str) -> int:
@@ -320,7 +336,7 @@ def scenario_import(run: Run, *, measured: bool = True) -> None:
     if not measured:
         log(f"  setup import: {lines:,} lines in {seconds:.1f} s ({rate:,.0f}/s)")
         return
-    note = f"{lines:,} lines, {errors} invalid, {seconds:.1f} s; {usage}"
+    note = f"{lines:,} lines, {errors} invalid, {seconds:.1f} s, {workers_text(run)}; {usage}"
     run.add(Figure("bulk import (import_lines, validated + indexed)", rate, "resources/s", "≥ 15,000",
                    rate >= TARGETS["import"] and errors == 0, note))  # fmt: skip
     per_cpu = lines / meter.cpu_seconds()
@@ -640,6 +656,9 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     ap.add_argument("--data", choices=("synthea", "synth"), default="synthea",
                     help="Data of the tx and import scenarios: the Synthea bundles and their clones (default, "
                     "comparable with earlier runs) or `healthbook synth` output.")  # fmt: skip
+    ap.add_argument("--import-workers", type=int, default=-1,
+                    help="Processes that prepare NDJSON lines ahead of the writer (-1: one per CPU, the "
+                    "product default; 0: none).")  # fmt: skip
     ap.add_argument("--wait-quiet", type=float, default=0.0,
                     help="Wait up to this long (s) for the 1-min load average to drop below 1.")  # fmt: skip
     return ap.parse_args(argv)
@@ -680,7 +699,10 @@ def main(argv: list[str]) -> int:
         log(f"PostgreSQL on 127.0.0.1:{pg.port}; work dir {work}")
         services(url).fhir.db.dispose()  # healthbook db upgrade
         pg_pid = int((pg.data / "postmaster.pid").read_text().split()[0])
-        run = Run(plan, work, url, pg.admin_url, pg.create_database, pg_pid, source=args.data)
+        run = Run(
+            plan, work, url, pg.admin_url, pg.create_database, pg_pid, source=args.data,
+            import_workers=args.import_workers,
+        )  # fmt: skip
         info = env.machine(url)
         for name in chosen:
             if name == "tx":

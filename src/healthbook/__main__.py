@@ -2,4 +2,5 @@
 
 from healthbook.cli.main import app
 
-app()
+if __name__ == "__main__":  # not when a worker process (spawn) imports this module
+    app()

@@ -110,6 +110,9 @@ class Settings(BaseSettings):
     sqlite_busy_timeout_ms: int = 30000
     # Where bulk export files and import uploads are kept.
     bulk_dir: str = "bulk-data"
+    # Processes that parse, validate and index NDJSON lines ahead of the writing process in bulk imports
+    # (`healthbook import ndjson`, $import, the demo load): -1 = one per CPU (up to 4), 0 = none.
+    import_workers: int = Field(default=-1, ge=-1, le=4)
     # Largest NDJSON body accepted by $import (streamed to disk).
     max_import_bytes: int = 2 * 1024 * 1024 * 1024
     # XML130 (GIAMDINHHS) submissions: largest file (CLI and $import-xml130 body), largest decoded table

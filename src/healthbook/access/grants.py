@@ -35,9 +35,9 @@ def _content(conn: Connection, ref: str) -> dict[str, Any] | None:
     return jsonio.loads(cur.content)  # type: ignore[no-any-return]
 
 
-# Facility code per Organization reference: every Encounter written needs one, and there are few
-# facilities. Dropped when an Organization is written here; another process re-coding a facility is seen
-# once this one restarts (or after `healthbook access rebuild`).
+# Facility code (or "" for none) per Organization reference: every Encounter written needs one, and
+# there are few facilities. Dropped when an Organization is written here; another process re-coding a
+# facility is seen once this one restarts (or after `healthbook access rebuild`).
 _CODES: dict[str, str] = {}
 _CODES_MAX = 50_000
 
@@ -50,13 +50,14 @@ def facility_of(conn: Connection, ref: str | None, inline: str | None = None) ->
         return None
     code = _CODES.get(ref)
     if code is not None:
-        return code
+        return code or None
     org = _content(conn, ref)
-    code = derive.identifier(org, systems.FACILITY_CODE) if org else None
-    if code is not None:
-        if len(_CODES) >= _CODES_MAX:
-            _CODES.clear()
-        _CODES[ref] = code
+    if org is None:
+        return None  # not (yet) written: not cached, it may come later
+    code = derive.identifier(org, systems.FACILITY_CODE)
+    if len(_CODES) >= _CODES_MAX:
+        _CODES.clear()
+    _CODES[ref] = code or ""  # "" = an Organization without a facility code (most foreign data)
     return code
 
 

@@ -33,6 +33,13 @@ def import_ndjson(
     files: list[Path] = typer.Argument(..., help="NDJSON files (.ndjson or .ndjson.gz), any resource types."),
     errors: Path = typer.Option(Path("import-errors.ndjson"), help="Where invalid lines are reported."),
     chunk: int = typer.Option(1000, help="Resources per committed transaction."),
+    jobs: int | None = typer.Option(
+        None,
+        help="Processes that parse, validate and index ahead of the writer (default: one per CPU, up to 4; "
+        "0: none).",
+        min=0,
+        max=4,
+    ),
 ) -> None:
     """Validate, index and store every resource; re-running the same files creates no duplicates."""
     from healthbook.app import build_services
@@ -76,7 +83,12 @@ def import_ndjson(
 
         try:
             stats = import_lines(
-                services.fhir, Caller.system("cli-import"), all_lines(), errors=on_error, chunk_size=chunk
+                services.fhir,
+                Caller.system("cli-import"),
+                all_lines(),
+                errors=on_error,
+                chunk_size=chunk,
+                workers=get_settings().import_workers if jobs is None else jobs,
             )
         except HealthbookError as exc:
             console.print(f"[red]{exc.message}[/red]")

@@ -118,7 +118,8 @@ def demo(
     from healthbook.db.migrate import ensure_current
 
     # The demo database is disposable: NORMAL keeps WAL durability per checkpoint and loads 3× faster.
-    services = build_services(Settings(database_url=url, sqlite_synchronous="NORMAL"))
+    settings = Settings(database_url=url, sqlite_synchronous="NORMAL")
+    services = build_services(settings)
     try:
         ensure_current(services.fhir.db)
         if stored_count(services.fhir) == 0:
@@ -132,6 +133,7 @@ def demo(
                     citizens,
                     seed,
                     on_progress=lambda stats: bar.update(task, completed=stats.lines),
+                    workers=settings.import_workers,
                 )
             console.print(
                 f"Loaded {loaded.stats.lines:,} resources for {citizens:,} citizens into {url} "

@@ -134,6 +134,36 @@ log = logging.getLogger("healthbook")
 _WRITE_INTERACTIONS = {"POST": "create", "PUT": "update", "PATCH": "patch", "DELETE": "delete"}
 
 
+def checked_body(
+    res_type: str, body: Any, res_id: str | None, checks: Sequence[BodyCheck]
+) -> tuple[dict[str, Any], list[Issue]]:
+    """Validate a body for a write (a pure function, so bulk loads can run it in other processes)."""
+    if not isinstance(body, dict):
+        raise BadRequest("The request body must be a JSON object holding a FHIR resource")
+    if body.get("resourceType") != res_type:
+        raise BadRequest(
+            f"resourceType '{str(body.get('resourceType'))[:64]}' does not match the URL type '{res_type}'",
+            expression="resourceType",
+        )
+    if res_id is not None:
+        if "id" not in body:
+            raise BadRequest("The resource in an update must carry its id", expression=f"{res_type}.id")
+        if body["id"] != res_id:
+            raise BadRequest(
+                f"Resource id '{str(body['id'])[:64]}' does not match the URL id '{res_id}'",
+                expression=f"{res_type}.id",
+            )
+    issues = validate_resource(body)
+    if not has_errors(issues):
+        for check in checks:
+            issues = [*issues, *check(body)]
+    if has_errors(issues):
+        raise Unprocessable("The resource is not valid", issues=issues)
+    if res_id is None:
+        body = {k: v for k, v in body.items() if k != "id"}
+    return body, [i for i in issues if not has_errors([i])]
+
+
 class FhirService:
     """Create, read, update, patch, delete and history over the store, one transaction each."""
 
@@ -372,30 +402,7 @@ class FhirService:
     def _checked_body(
         self, res_type: str, body: Any, res_id: str | None
     ) -> tuple[dict[str, Any], list[Issue]]:
-        if not isinstance(body, dict):
-            raise BadRequest("The request body must be a JSON object holding a FHIR resource")
-        if body.get("resourceType") != res_type:
-            raise BadRequest(
-                f"resourceType '{str(body.get('resourceType'))[:64]}' does not match the URL type '{res_type}'",
-                expression="resourceType",
-            )
-        if res_id is not None:
-            if "id" not in body:
-                raise BadRequest("The resource in an update must carry its id", expression=f"{res_type}.id")
-            if body["id"] != res_id:
-                raise BadRequest(
-                    f"Resource id '{str(body['id'])[:64]}' does not match the URL id '{res_id}'",
-                    expression=f"{res_type}.id",
-                )
-        issues = validate_resource(body)
-        if not has_errors(issues):
-            for check in self.body_checks:
-                issues = [*issues, *check(body)]
-        if has_errors(issues):
-            raise Unprocessable("The resource is not valid", issues=issues)
-        if res_id is None:
-            body = {k: v for k, v in body.items() if k != "id"}
-        return body, [i for i in issues if not has_errors([i])]
+        return checked_body(res_type, body, res_id, self.body_checks)
 
     def _parse_patch(self, patch_body: Any) -> jsonpatch.JsonPatch:
         if not isinstance(patch_body, list):

@@ -51,6 +51,7 @@ def load_demo(
     citizens: int = DEMO_CITIZENS,
     seed: int = 1,
     on_progress: Callable[[ImportStats], None] | None = None,
+    workers: int = -1,
 ) -> DemoLoad:
     """Stream demo_population into import_lines (validated, indexed, chunked commits)."""
     result = DemoLoad(ImportStats())
@@ -70,7 +71,12 @@ def load_demo(
             yield Line("demo", n, orjson.dumps(res))
 
     result.stats = import_lines(
-        fhir, Caller.system("demo"), lines(), errors=result.errors.append, on_progress=on_progress
+        fhir,
+        Caller.system("demo"),
+        lines(),
+        errors=result.errors.append,
+        on_progress=on_progress,
+        workers=workers,
     )
     result.showcase = [found[k] for k in _WHY if k in found]
     return result

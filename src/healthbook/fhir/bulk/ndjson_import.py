@@ -7,9 +7,9 @@ go to an error stream of OperationOutcomes naming file and line, and the import 
 
 from __future__ import annotations
 
-import hashlib
-import uuid
+from collections import deque
 from collections.abc import Callable, Iterable, Iterator
+from concurrent.futures import Future
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -20,15 +20,15 @@ from sqlalchemy.exc import IntegrityError
 from healthbook.auth.subject import Caller
 from healthbook.db.dialect import keys_in
 from healthbook.errors import HealthbookError
-from healthbook.fhir import jsonio
+from healthbook.fhir.bulk.prepare import Line, Prepared, Preparer
 from healthbook.fhir.outcomes import Issue, operation_outcome
-from healthbook.fhir.service import FhirService, check_id, check_type
+from healthbook.fhir.service import FhirService
 from healthbook.fhir.store.batch import batching
 from healthbook.fhir.store.schema import resource_locator
 
+__all__ = ["CHUNK", "ImportStats", "Line", "import_lines", "lines_of"]
+
 CHUNK = 1000
-MAX_LINE_BYTES = 64 * 1024 * 1024
-_NS = uuid.UUID("6f1c7a52-9d0e-4d8e-9a53-0d8c1f1f6b1e")
 
 
 @dataclass
@@ -54,15 +54,6 @@ class ImportStats:
         }
 
 
-@dataclass(frozen=True, slots=True)
-class Line:
-    """One NDJSON line and where it came from."""
-
-    source: str
-    number: int
-    data: bytes
-
-
 ErrorSink = Callable[[dict[str, Any]], None]
 
 
@@ -74,33 +65,9 @@ def lines_of(source: str, stream: Iterable[bytes]) -> Iterator[Line]:
             yield Line(source, number, data)
 
 
-def _error(line: Line, issues: list[Issue], sink: ErrorSink) -> None:
-    located = [
-        Issue(i.severity, i.code, f"{line.source}:{line.number}: {i.diagnostics}", i.expression)
-        for i in issues
-    ]
+def _error(source: str, number: int, issues: list[Issue], sink: ErrorSink) -> None:
+    located = [Issue(i.severity, i.code, f"{source}:{number}: {i.diagnostics}", i.expression) for i in issues]
     sink(operation_outcome(located))
-
-
-def _parse(line: Line) -> dict[str, Any]:
-    if len(line.data) > MAX_LINE_BYTES:
-        raise HealthbookError(f"line is longer than {MAX_LINE_BYTES} bytes")
-    doc = jsonio.loads(line.data)
-    if not isinstance(doc, dict):
-        raise HealthbookError("line is not a JSON object")
-    rtype = doc.get("resourceType")
-    if not isinstance(rtype, str):
-        raise HealthbookError("line has no resourceType", expression="resourceType")
-    check_type(rtype)
-    rid = doc.get("id")
-    if rid is None:
-        digest = hashlib.sha256(line.data).hexdigest()
-        doc["id"] = str(uuid.uuid5(_NS, digest))
-    elif not isinstance(rid, str):
-        raise HealthbookError("id must be a string", expression=f"{rtype}.id")
-    else:
-        check_id(rid)
-    return doc
 
 
 def _existing(conn: Connection, keys: list[tuple[str, str]]) -> set[tuple[str, str]]:
@@ -116,26 +83,28 @@ def _existing(conn: Connection, keys: list[tuple[str, str]]) -> set[tuple[str, s
 def _write_chunk(
     fhir: FhirService,
     caller: Caller,
-    docs: list[tuple[Line, dict[str, Any]]],
+    chunk: list[Prepared],
     stats: ImportStats,
     sink: ErrorSink,
 ) -> None:
     """One transaction: new resources are queued (COPY on PostgreSQL), known ones updated."""
-    with fhir.db.write() as conn, batching(conn, copy=True):
-        known = _existing(conn, sorted({(d["resourceType"], d["id"]) for _, d in docs}))
-        for line, doc in docs:
-            key = (doc["resourceType"], doc["id"])
-            try:
-                body, _ = fhir._checked_body(key[0], doc, key[1])
-            except HealthbookError as exc:
-                _error(line, exc.issues, sink)
+    with fhir.db.write() as conn, batching(conn, copy=True) as queue:
+        ready = [p for p in chunk if p.doc is not None]
+        known = _existing(conn, sorted({(d["resourceType"], d["id"]) for p in ready if (d := p.doc)}))
+        for item in chunk:
+            stats.lines += 1
+            doc, rows = item.doc, item.rows
+            if doc is None or rows is None:
+                _error(item.source, item.number, item.issues, sink)
                 stats.errors += 1
                 continue
+            key = (doc["resourceType"], doc["id"])
+            queue.ready_rows[key] = (item.key, rows)
             try:
                 # Pre-write rules (one health book per personal ID number) refuse a line before any
                 # of it is written, so the rest of the chunk goes on.
                 if key in known:
-                    result = fhir._put(conn, caller, body, key[1], None, "PUT")
+                    result = fhir._put(conn, caller, doc, key[1], None, "PUT")
                     if not result.changed:
                         stats.unchanged += 1
                     elif result.status == 201:
@@ -143,13 +112,15 @@ def _write_chunk(
                     else:
                         stats.updated += 1
                 else:
-                    fhir._store(conn, caller, body, key[1], None, "PUT")
+                    fhir._store(conn, caller, doc, key[1], None, "PUT")
                     known.add(key)
                     stats.created += 1
             except HealthbookError as exc:
-                _error(line, exc.issues, sink)
+                _error(item.source, item.number, exc.issues, sink)
                 stats.errors += 1
                 continue
+            finally:
+                queue.ready_rows.pop(key, None)  # unused when the write was refused or changed nothing
             stats.by_type[key[0]] = stats.by_type.get(key[0], 0) + 1
 
 
@@ -162,39 +133,51 @@ def import_lines(
     on_progress: Callable[[ImportStats], None] | None = None,
     chunk_size: int = CHUNK,
     cancelled: Callable[[], bool] | None = None,
+    workers: int = 0,
 ) -> ImportStats:
-    """Import NDJSON lines in committed chunks; returns the counts."""
+    """Import NDJSON lines in committed chunks, prepared ahead by `workers` processes (-1: one per CPU)."""
     fhir.policy.check(caller, "import", None)
     stats = ImportStats()
-    pending: list[tuple[Line, dict[str, Any]]] = []
+    preparer = Preparer(fhir.body_checks, workers)
+    waiting: deque[Future[list[Prepared]]] = deque()
 
-    def flush() -> None:
-        if not pending:
-            return
+    def write(chunk: list[Prepared]) -> None:
         for attempt in range(2):
             snapshot = ImportStats(**{**stats.__dict__, "by_type": dict(stats.by_type)})
+            found: list[dict[str, Any]] = []  # reported once the chunk is committed, not per attempt
             try:
-                _write_chunk(fhir, caller, pending, stats, errors)
+                _write_chunk(fhir, caller, chunk, stats, found.append)
                 break
             except IntegrityError:
                 # A concurrent writer created one of these ids; the retry takes it as an update.
                 stats.__dict__.update(snapshot.__dict__)
                 if attempt == 1:
                     raise
-        pending.clear()
+        for outcome in found:
+            errors(outcome)
         if on_progress is not None:
             on_progress(stats)
 
-    for line in lines:
-        stats.lines += 1
-        try:
-            pending.append((line, _parse(line)))
-        except HealthbookError as exc:
-            _error(line, exc.issues, errors)
-            stats.errors += 1
-        if len(pending) >= chunk_size:
-            flush()
+    def write_ready(keep: int) -> bool:
+        """Write prepared chunks until `keep` remain in preparation; False once cancelled."""
+        while len(waiting) > keep:
+            write(waiting.popleft().result())
             if cancelled is not None and cancelled():
-                break
-    flush()
+                return False
+        return True
+
+    try:
+        pending: list[Line] = []
+        for line in lines:
+            pending.append(line)
+            if len(pending) >= chunk_size:
+                waiting.append(preparer.submit(pending))
+                pending = []
+                if not write_ready(preparer.ahead):
+                    return stats
+        if pending:
+            waiting.append(preparer.submit(pending))
+        write_ready(0)
+    finally:
+        preparer.close()
     return stats

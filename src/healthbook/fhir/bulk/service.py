@@ -137,6 +137,7 @@ class BulkService:
                     errors=lambda outcome: _write_line(errors, outcome),
                     on_progress=lambda s: self._set(job.id, progress=f"{s.lines} lines read"),
                     cancelled=lambda: self._cancelled(job.id),
+                    workers=self.settings.import_workers,
                 )
             source.unlink(missing_ok=True)
             error_files = (

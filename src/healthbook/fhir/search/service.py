@@ -90,6 +90,11 @@ class SearchService:
             if old_key is not None:
                 queue.index_deletes.append((old_key, stored.res_type, stored.res_id))
             if doc is not None:
+                ready = queue.ready_rows.pop((stored.res_type, stored.res_id), None)
+                if ready is not None and ready[0] == stored.patient_key:
+                    for ptype, rows in ready[1].items():
+                        queue.index_rows.setdefault(ptype, []).extend(rows)
+                    return
                 owner = {
                     "patient_key": stored.patient_key,
                     "res_type": stored.res_type,

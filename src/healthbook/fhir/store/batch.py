@@ -47,6 +47,12 @@ class PendingWrites:
     # patient_key of logical ids looked up in one query ahead of the writes (None: never written);
     # kept across flushes, and dropped for an id as soon as this batch writes or moves it.
     located: dict[tuple[str, str], str | None] = field(default_factory=dict)
+    # Index rows (owner columns included) a bulk load computed ahead, in its worker processes, for the
+    # resource it writes next, by (type, id), with the patient key they were made for: the index hook
+    # takes them instead of extracting again when the write gives that key. Kept across flushes.
+    ready_rows: dict[tuple[str, str], tuple[str, dict[str, list[dict[str, Any]]]]] = field(
+        default_factory=dict
+    )
 
     copy: bool = False
 

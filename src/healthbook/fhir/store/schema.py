@@ -142,7 +142,9 @@ Index(
     idx_reference.c.patient_key,
     idx_reference.c.res_id,
 )
-Index("ix_idx_reference_url", idx_reference.c.target_url)
+# Most targets are local (target_url NULL): only absolute and canonical ones are indexed.
+_ABSOLUTE = idx_reference.c.target_url.isnot(None)
+Index("ix_idx_reference_url", idx_reference.c.target_url, postgresql_where=_ABSOLUTE, sqlite_where=_ABSOLUTE)
 # References to a Patient held under another patient's key: the few that _has cannot find in the holder's
 # own shard (see sql._has_cond).
 _FOREIGN_PATIENT = (idx_reference.c.target_type == "Patient") & (
