@@ -2,5 +2,5 @@
 
 from healthbook.cli.main import app
 
-if __name__ == "__main__":  # not when a worker process (spawn) imports this module
+if __name__ == "__main__":  # importing the module runs nothing
     app()

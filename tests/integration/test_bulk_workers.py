@@ -6,13 +6,18 @@ import json
 from typing import Any
 
 import orjson
-from sqlalchemy import select
+import pytest
+from sqlalchemy import select, update
 
+from healthbook.access import grants
 from healthbook.app import build_services
 from healthbook.auth.subject import Caller
 from healthbook.config import Settings
+from healthbook.fhir.bulk import prepare
 from healthbook.fhir.bulk.ndjson_import import ImportStats, Line, import_lines
-from healthbook.fhir.store.schema import metadata
+from healthbook.fhir.search.reindex import reindex
+from healthbook.fhir.store.schema import INDEX_TABLES, metadata, resource
+from healthbook.identity import systems
 from healthbook.synth.demo import demo_population
 from healthbook.testing.audit import AUDIT_TABLES
 
@@ -112,3 +117,67 @@ def test_an_import_cancelled_between_chunks_keeps_whole_chunks(db_url: str) -> N
         services.fhir.db.dispose()
     assert stats.lines == 120 and written == [40, 80, 120]
     assert sum(len(rows) for t, rows in snapshot(db_url).items() if t == "resource") == 120
+
+
+def test_the_rows_made_ahead_are_those_a_reindex_makes(db_url: str, monkeypatch: Any) -> None:
+    started: list[int] = []
+
+    class Pool(prepare.ProcessPoolExecutor):
+        def __init__(self, *args: Any, **kwargs: Any) -> None:
+            started.append(1)
+            super().__init__(*args, **kwargs)
+
+    monkeypatch.setattr(prepare, "ProcessPoolExecutor", Pool)
+    run(db_url, 2)
+    assert started == [1]  # the lines were prepared in worker processes
+    made_ahead = snapshot(db_url)
+    services = build_services(Settings(database_url=db_url))
+    try:
+        reindex(services.fhir.db, services.fhir.policy, Caller.system("test"), restart=True)
+    finally:
+        services.fhir.db.dispose()
+    rebuilt = snapshot(db_url)
+    for table in INDEX_TABLES.values():
+        assert rebuilt[table.name] == made_ahead[table.name], table.name
+
+
+def test_an_organization_without_code_is_not_remembered_past_its_transaction(db_url: str) -> None:
+    services = build_services(Settings(database_url=db_url))
+    caller = Caller.system("test")
+    org = {
+        "resourceType": "Organization",
+        "id": "o-cache",
+        "identifier": [{"system": systems.FACILITY_CODE, "value": "79001"}],
+        "name": "Trạm y tế",
+    }
+    uncoded = {k: v for k, v in org.items() if k != "identifier"}
+    try:
+        services.fhir.update(caller, "Organization", "o-cache", org)
+
+        def rolled_back_recoding() -> None:
+            with services.fhir.db.write() as conn:
+                current = services.fhir._current(conn, "Organization", "o-cache")
+                services.fhir._store(conn, caller, uncoded, "o-cache", current, "PUT")
+                assert grants.facility_of(conn, "Organization/o-cache") is None
+                raise RuntimeError("roll back")
+
+        with pytest.raises(RuntimeError):
+            rolled_back_recoding()
+        with services.fhir.db.write() as conn:
+            assert grants.facility_of(conn, "Organization/o-cache") == "79001"
+        # Found without a code, then given one by another process (its hooks do not run here): seen.
+        services.fhir.update(caller, "Organization", "o-cache", uncoded)
+        with services.fhir.db.write() as conn:
+            assert grants.facility_of(conn, "Organization/o-cache") is None
+            assert grants.facility_of(conn, "Organization/o-cache") is None  # remembered, not read again
+        with services.fhir.db.write() as conn:
+            stored = resource.c
+            conn.execute(
+                update(resource)
+                .where(stored.res_type == "Organization", stored.res_id == "o-cache")
+                .values(content=json.dumps(org))
+            )
+        with services.fhir.db.write() as conn:
+            assert grants.facility_of(conn, "Organization/o-cache") == "79001"
+    finally:
+        services.fhir.db.dispose()

@@ -7,6 +7,7 @@ from typing import Any
 import orjson
 import pytest
 
+from healthbook.fhir import jsonio
 from healthbook.fhir.bulk.prepare import Line, Prepared, Preparer, prepare
 from healthbook.fhir.compartment import patient_key
 from healthbook.fhir.outcomes import Issue
@@ -88,6 +89,10 @@ def test_workers_prepare_chunks_in_order_and_like_this_process() -> None:
     finally:
         pool.close()
     assert got == expected
+    # Decimals keep their text through the workers (1.50 stays 1.50): compare the JSON, not floats.
+    assert [[jsonio.dumps(p.doc) for p in c] for c in got] == [
+        [jsonio.dumps(p.doc) for p in c] for c in expected
+    ]
     assert [p.number for p in got[-1]] == [1, 1, 2, 3]
     assert got[-1][0].doc is None and "Malformed JSON" in got[-1][0].issues[0].diagnostics
 
@@ -115,3 +120,23 @@ def test_checks_that_cannot_travel_keep_the_work_in_this_process() -> None:
         pool.submit(lines(population()[:2])).result()
     pool.close()
     assert len(seen) == 4
+
+
+def test_one_pool_per_process_at_a_time() -> None:
+    first, second = Preparer([], 2), Preparer([], 2)
+    try:
+        for _ in range(2):
+            first.submit(lines(population()[:3])).result()
+        for _ in range(2):
+            second.submit(lines(population()[:3])).result()
+        assert first._pool is not None and second._pool is None and second.workers == 0
+    finally:
+        first.close()
+        second.close()
+    third = Preparer([], 2)  # the slot is free again
+    try:
+        for _ in range(2):
+            third.submit(lines(population()[:3])).result()
+        assert third._pool is not None
+    finally:
+        third.close()

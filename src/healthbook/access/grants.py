@@ -35,11 +35,14 @@ def _content(conn: Connection, ref: str) -> dict[str, Any] | None:
     return jsonio.loads(cur.content)  # type: ignore[no-any-return]
 
 
-# Facility code (or "" for none) per Organization reference: every Encounter written needs one, and
-# there are few facilities. Dropped when an Organization is written here; another process re-coding a
-# facility is seen once this one restarts (or after `healthbook access rebuild`).
+# Facility code per Organization reference: every Encounter written needs one, and there are few
+# facilities. Dropped when an Organization is written here; another process re-coding a facility is seen
+# once this one restarts (or after `healthbook access rebuild`).
 _CODES: dict[str, str] = {}
 _CODES_MAX = 50_000
+# Organizations found without a code are remembered for the current transaction only (a bulk chunk's
+# many Encounters at foreign facilities): a code added later, here or by another process, is seen next time.
+_NO_CODE = "organizations_without_facility_code"
 
 
 def facility_of(conn: Connection, ref: str | None, inline: str | None = None) -> str | None:
@@ -50,14 +53,19 @@ def facility_of(conn: Connection, ref: str | None, inline: str | None = None) ->
         return None
     code = _CODES.get(ref)
     if code is not None:
-        return code or None
+        return code
+    without: set[str] = transaction_state(conn).setdefault(_NO_CODE, set())
+    if ref in without:
+        return None
     org = _content(conn, ref)
-    if org is None:
-        return None  # not (yet) written: not cached, it may come later
-    code = derive.identifier(org, systems.FACILITY_CODE)
+    code = derive.identifier(org, systems.FACILITY_CODE) if org else None
+    if code is None:
+        if org is not None:
+            without.add(ref)
+        return None
     if len(_CODES) >= _CODES_MAX:
         _CODES.clear()
-    _CODES[ref] = code or ""  # "" = an Organization without a facility code (most foreign data)
+    _CODES[ref] = code
     return code
 
 
@@ -117,6 +125,7 @@ def on_write(
     rtype = stored.res_type
     if rtype == "Organization":
         _CODES.pop(f"Organization/{stored.res_id}", None)
+        transaction_state(conn).get(_NO_CODE, set()).discard(f"Organization/{stored.res_id}")
     elif rtype == "Patient":
         _own_book(conn, stored, doc)
     elif rtype == "RelatedPerson":

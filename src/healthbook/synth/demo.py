@@ -51,7 +51,7 @@ def load_demo(
     citizens: int = DEMO_CITIZENS,
     seed: int = 1,
     on_progress: Callable[[ImportStats], None] | None = None,
-    workers: int = -1,
+    workers: int = 0,
 ) -> DemoLoad:
     """Stream demo_population into import_lines (validated, indexed, chunked commits)."""
     result = DemoLoad(ImportStats())

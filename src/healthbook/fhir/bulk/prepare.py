@@ -13,6 +13,7 @@ import hashlib
 import multiprocessing
 import os
 import pickle
+import threading
 import uuid
 from collections.abc import Sequence
 from concurrent.futures import Future, ProcessPoolExecutor
@@ -101,9 +102,14 @@ def _prepare_chunk(lines: list[Line]) -> list[Prepared]:
 
 
 def default_workers() -> int:
-    """One worker per CPU up to MAX_WORKERS; none on a single core (nothing to overlap with)."""
-    cpus = os.cpu_count() or 1
+    """One worker per CPU this process may use, up to MAX_WORKERS; none on a single core."""
+    cpus = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
     return 0 if cpus < 2 else min(cpus, MAX_WORKERS)
+
+
+# One pool per process at a time: concurrent $import jobs would otherwise start a pool each (up to
+# MAX_WORKERS processes of ~100 MB apiece) on the same cores; a job that finds it taken works alone.
+_POOL_SLOT = threading.Lock()
 
 
 def _picklable(checks: Sequence[BodyCheck]) -> bool:
@@ -115,7 +121,11 @@ def _picklable(checks: Sequence[BodyCheck]) -> bool:
 
 
 class Preparer:
-    """Prepares chunks in submission order: here for the first chunk, then in worker processes."""
+    """Prepares chunks in submission order: here for the first chunk, then in worker processes.
+
+    Worker processes are started with `spawn`: a script that imports with workers needs the usual
+    `if __name__ == "__main__":` guard, or each worker runs its top level again.
+    """
 
     def __init__(self, checks: Sequence[BodyCheck], workers: int):
         """`workers` processes (-1: default_workers(); 0: everything in this process)."""
@@ -124,6 +134,7 @@ class Preparer:
         wanted = default_workers() if workers < 0 else min(workers, MAX_WORKERS)
         self.workers = wanted if wanted and _picklable(self.checks) else 0
         self._pool: ProcessPoolExecutor | None = None
+        self._slot = False  # holds _POOL_SLOT
         self._submitted = 0
 
     @property
@@ -135,13 +146,17 @@ class Preparer:
         """Start preparing a chunk; its result keeps the order of the lines."""
         self._submitted += 1
         if self._pool is None and self.workers and self._submitted > 1:
-            # spawn, not fork: the importing process may hold database connections and threads.
-            self._pool = ProcessPoolExecutor(
-                self.workers,
-                mp_context=multiprocessing.get_context("spawn"),
-                initializer=_start_worker,
-                initargs=(self.checks,),
-            )
+            self._slot = _POOL_SLOT.acquire(blocking=False)
+            if not self._slot:
+                self.workers = 0  # another import of this process has the pool
+            else:
+                # spawn, not fork: the importing process may hold database connections and threads.
+                self._pool = ProcessPoolExecutor(
+                    self.workers,
+                    mp_context=multiprocessing.get_context("spawn"),
+                    initializer=_start_worker,
+                    initargs=(self.checks,),
+                )
         if self._pool is not None:
             return self._pool.submit(_prepare_chunk, lines)
         done: Future[list[Prepared]] = Future()
@@ -153,3 +168,6 @@ class Preparer:
         if self._pool is not None:
             self._pool.shutdown(wait=True, cancel_futures=True)
             self._pool = None
+        if self._slot:
+            _POOL_SLOT.release()
+            self._slot = False

@@ -135,7 +135,7 @@ class BulkService:
                     caller,
                     lines_of("input.ndjson", handle),
                     errors=lambda outcome: _write_line(errors, outcome),
-                    on_progress=lambda s: self._set(job.id, progress=f"{s.lines} lines read"),
+                    on_progress=lambda s: self._set(job.id, progress=f"{s.lines} lines imported"),
                     cancelled=lambda: self._cancelled(job.id),
                     workers=self.settings.import_workers,
                 )
