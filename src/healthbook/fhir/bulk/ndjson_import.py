@@ -89,8 +89,9 @@ def _write_chunk(
 ) -> None:
     """One transaction: new resources are queued (COPY on PostgreSQL), known ones updated."""
     with fhir.db.write() as conn, batching(conn, copy=True) as queue:
-        ready = [p for p in chunk if p.doc is not None]
-        known = _existing(conn, sorted({(d["resourceType"], d["id"]) for p in ready if (d := p.doc)}))
+        known = _existing(
+            conn, sorted({(d["resourceType"], d["id"]) for p in chunk if (d := p.doc) is not None})
+        )
         for item in chunk:
             stats.lines += 1
             doc, rows = item.doc, item.rows

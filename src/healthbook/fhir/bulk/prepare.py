@@ -23,7 +23,7 @@ from typing import Any
 from healthbook.errors import HealthbookError
 from healthbook.fhir import compartment, jsonio
 from healthbook.fhir.outcomes import Issue
-from healthbook.fhir.search.extract import Row, extract
+from healthbook.fhir.search.extract import Row, extract, owned
 from healthbook.fhir.service import BodyCheck, check_id, check_type, checked_body
 
 MAX_LINE_BYTES = 64 * 1024 * 1024
@@ -84,8 +84,7 @@ def prepare(line: Line, checks: Sequence[BodyCheck]) -> Prepared:
     # The stored version adds meta.versionId and meta.lastUpdated, which no extracted parameter reads
     # (_lastUpdated is a column of its own), so these rows are the ones the index hook would make.
     key = compartment.patient_key(body)
-    owner = {"patient_key": key, "res_type": body["resourceType"], "res_id": body["id"]}
-    rows = {ptype: [{**owner, **row} for row in found] for ptype, found in extract(body).items()}
+    rows = owned(extract(body), key, body["resourceType"], body["id"])
     return Prepared(line.source, line.number, body, key, rows, [])
 
 

@@ -43,6 +43,12 @@ def extract(resource: dict[str, Any]) -> dict[str, list[Row]]:
     return out
 
 
+def owned(rows: dict[str, list[Row]], patient_key: str, res_type: str, res_id: str) -> dict[str, list[Row]]:
+    """Index rows with the owner columns every index table starts with."""
+    owner = {"patient_key": patient_key, "res_type": res_type, "res_id": res_id}
+    return {ptype: [{**owner, **row} for row in found] for ptype, found in rows.items()}
+
+
 def _modifier_tokens(param: ParamDef, rtype: str, nodes: list[Node]) -> Iterator[Row]:
     """Rows behind :identifier (Reference.identifier) and :of-type (Identifier.type + value)."""
     for node in nodes:

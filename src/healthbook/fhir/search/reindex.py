@@ -14,7 +14,7 @@ from healthbook.auth.subject import AccessPolicy, Caller
 from healthbook.db.engine import Database
 from healthbook.fhir import jsonio
 from healthbook.fhir.definitions import R4_DIR
-from healthbook.fhir.search.extract import extract
+from healthbook.fhir.search.extract import extract, owned
 from healthbook.fhir.store.schema import INDEX_TABLES, maintenance_state, resource
 
 CHECKPOINT = "reindex.checkpoint"
@@ -130,9 +130,9 @@ def reindex(
                     conn.execute(
                         delete(table).where(c.patient_key == pk, c.res_type == rtype, c.res_id == rid)
                     )
-                owner = {"patient_key": pk, "res_type": rtype, "res_id": rid}
-                for ptype, index_rows in extract(jsonio.loads(content or "{}")).items():
-                    conn.execute(insert(INDEX_TABLES[ptype]), [{**owner, **row} for row in index_rows])
+                made = owned(extract(jsonio.loads(content or "{}")), pk, rtype, rid)
+                for ptype, index_rows in made.items():
+                    conn.execute(insert(INDEX_TABLES[ptype]), index_rows)
             last = (rows[-1][0], rows[-1][1], rows[-1][2])
             _save(conn, last)
             done += len(rows)

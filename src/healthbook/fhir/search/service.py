@@ -37,7 +37,7 @@ from healthbook.fhir.http import Prefer
 from healthbook.fhir.outcomes import Issue, operation_outcome
 from healthbook.fhir.search import sql
 from healthbook.fhir.search.composite import composites_for
-from healthbook.fhir.search.extract import extract
+from healthbook.fhir.search.extract import Row, extract, owned
 from healthbook.fhir.search.includes import included, parse_specs
 from healthbook.fhir.search.query import ParsedQuery, parse
 from healthbook.fhir.search.registry import indexed_params, params_for
@@ -91,17 +91,13 @@ class SearchService:
                 queue.index_deletes.append((old_key, stored.res_type, stored.res_id))
             if doc is not None:
                 ready = queue.ready_rows.pop((stored.res_type, stored.res_id), None)
-                if ready is not None and ready[0] == stored.patient_key:
-                    for ptype, rows in ready[1].items():
-                        queue.index_rows.setdefault(ptype, []).extend(rows)
-                    return
-                owner = {
-                    "patient_key": stored.patient_key,
-                    "res_type": stored.res_type,
-                    "res_id": stored.res_id,
-                }
-                for ptype, rows in extract(doc).items():
-                    queue.index_rows.setdefault(ptype, []).extend({**owner, **row} for row in rows)
+                made = (
+                    ready[1]
+                    if ready is not None and ready[0] == stored.patient_key
+                    else self._rows(stored, doc)
+                )
+                for ptype, rows in made.items():
+                    queue.index_rows.setdefault(ptype, []).extend(rows)
             return
         if old_key is not None:
             params = {"pk": old_key, "t": stored.res_type, "i": stored.res_id}
@@ -109,9 +105,12 @@ class SearchService:
                 conn.execute(_DELETE_OWNER[ptype], params)
         if doc is None:
             return
-        owner = {"patient_key": stored.patient_key, "res_type": stored.res_type, "res_id": stored.res_id}
-        for ptype, rows in extract(doc).items():
-            conn.execute(insert(INDEX_TABLES[ptype]), [{**owner, **row} for row in rows])
+        for ptype, rows in self._rows(stored, doc).items():
+            conn.execute(insert(INDEX_TABLES[ptype]), rows)
+
+    @staticmethod
+    def _rows(stored: StoredVersion, doc: dict[str, Any]) -> dict[str, list[Row]]:
+        return owned(extract(doc), stored.patient_key, stored.res_type, stored.res_id)
 
     # ---- conditional interactions -------------------------------------------------------------
 

@@ -1236,9 +1236,9 @@ def fetch_page(
     code, desc = order.keys[0]
     reading_desc = desc != backward
     without = _without_date(types, conds, code)
-    walk = _walks_dates(conn, types, conds, code)
 
     def with_value(pos: tuple[Any, ...] | None, n: int) -> KeyQuery:
+        walk = _walks_dates(conn, types, conds, code)  # a page has at most one such step
         return _date_keys(
             types, conds, code, sort_desc=desc, desc=reading_desc, position=pos, limit=n, walk=walk
         )
