@@ -605,6 +605,23 @@ def test_cli_import_reports_invalid_lines_and_goes_on(db_url: str, tmp_path: Pat
     assert sorted(line_numbers([json.loads(x) for x in errors.read_text().splitlines()])) == sorted(bad)
 
 
+def test_a_bad_setting_is_named_not_a_traceback(db_url: str, tmp_path: Path) -> None:
+    data = tmp_path / "one.ndjson"
+    data.write_text(json.dumps(valid_patient("bad-setting")) + "\n")
+    env = {**os.environ, "HEALTHBOOK_DATABASE_URL": db_url, "HEALTHBOOK_IMPORT_WORKERS": "9"}
+    done = subprocess.run(
+        [str(HEALTHBOOK), "import", "ndjson", str(data)],
+        env=env,
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+    )
+    assert done.returncode == 2, done.stdout + done.stderr
+    assert "Traceback" not in done.stdout + done.stderr
+    assert "HEALTHBOOK_IMPORT_WORKERS" in done.stdout + done.stderr
+    assert stored_keys(db_url) == set()  # nothing written
+
+
 def test_cli_import_of_gzip_and_several_files(db_url: str, tmp_path: Path) -> None:
     one = tmp_path / "one.ndjson.gz"
     one.write_bytes(

@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 
 import typer
+from pydantic import ValidationError
 from rich.console import Console
 
 from healthbook.cli import bulk as bulk_commands
@@ -29,6 +30,19 @@ app.add_typer(identity_app, name="identity")
 app.add_typer(access_app, name="access")
 app.add_typer(audit_app, name="audit")
 console = Console()
+
+
+@app.callback()
+def _settings_first() -> None:
+    """Refuse a bad HEALTHBOOK_* variable by name before any command runs, not with a traceback."""
+    try:
+        Settings()  # not get_settings(): `demo` sets its own variables before it reads them
+    except ValidationError as exc:
+        for err in exc.errors():
+            where = ".".join(str(part) for part in err["loc"][1:])
+            name = f"HEALTHBOOK_{str(err['loc'][0]).upper()}" if err["loc"] else "settings"
+            console.print(f"[red]{name}{f' ({where})' if where else ''}: {err['msg']}[/red]")
+        raise typer.Exit(2) from None
 
 
 def _warn_about_access(settings: Settings) -> None:
