@@ -138,17 +138,145 @@ def test_bad_json_patch_stores_nothing(client: TestClient, counts: Any, ops: Any
     assert current["meta"]["versionId"] == "1"
 
 
-def test_patch_needs_json_patch_media_type(client: TestClient, counts: Any) -> None:
+def test_patch_formats_follow_the_media_type(client: TestClient, counts: Any) -> None:
     put_patient(client, "pt-ct", gender="male")
     before: TableCounts = counts()
     ops = [{"op": "replace", "path": "/gender", "value": "female"}]
-    outcome(
-        client.patch("/fhir/Patient/pt-ct", json=ops, headers={"Content-Type": "application/fhir+json"}), 415
-    )
-    outcome(
-        client.patch("/fhir/Patient/pt-ct", json=ops, headers={"Content-Type": "application/fhir+xml"}), 415
-    )
+    # A JSON Patch array sent as FHIR JSON is read as a FHIRPath Patch, which it is not.
+    resp = client.patch("/fhir/Patient/pt-ct", json=ops, headers={"Content-Type": "application/fhir+json"})
+    assert "FHIRPath Patch" in outcome(resp, 400)["issue"][0]["diagnostics"]
+    params = {"resourceType": "Parameters", "parameter": []}
+    resp = client.patch("/fhir/Patient/pt-ct", json=params, headers=PATCH_JSON)
+    assert "JSON Patch" in outcome(resp, 400)["issue"][0]["diagnostics"]
+    for ctype in ("application/fhir+xml", "text/plain"):
+        outcome(client.patch("/fhir/Patient/pt-ct", json=ops, headers={"Content-Type": ctype}), 415)
     assert counts() == before
+
+
+# ---- PATCH (FHIRPath Patch, fhirpatch.html) ---------------------------------------------------------
+
+
+def fhirpath_op(kind: str, path: str, *extra: dict[str, Any]) -> dict[str, Any]:
+    parts = [{"name": "type", "valueCode": kind}, {"name": "path", "valueString": path}, *extra]
+    return {"name": "operation", "part": parts}
+
+
+def fhirpath_patch(client: TestClient, rid: str, *ops: dict[str, Any], **headers: str) -> Any:
+    body = {"resourceType": "Parameters", "parameter": list(ops)}
+    return client.patch(
+        f"/fhir/Patient/{rid}", json=body, headers={"Content-Type": "application/fhir+json", **headers}
+    )
+
+
+def test_fhirpath_patch_applies_versions_and_reindexes(client: TestClient) -> None:
+    put_patient(
+        client,
+        "fp-1",
+        gender="male",
+        name=[{"family": "Bùi", "given": ["Văn"]}],
+        identifier=[{"system": "urn:x", "value": "1"}, {"system": "urn:y", "value": "2"}],
+    )
+    resp = fhirpath_patch(
+        client,
+        "fp-1",
+        fhirpath_op("replace", "Patient.gender", {"name": "value", "valueCode": "female"}),
+        fhirpath_op(
+            "add",
+            "Patient.name[0]",
+            {"name": "name", "valueString": "given"},
+            {"name": "value", "valueString": "Lan"},
+        ),
+        fhirpath_op(
+            "add",
+            "Patient",
+            {"name": "name", "valueString": "birthDate"},
+            {"name": "value", "valueDate": "1990-04-30"},
+        ),
+        fhirpath_op("delete", "Patient.identifier.where(system='urn:x')"),
+        **{"If-Match": 'W/"1"'},
+    )
+    assert resp.status_code == 200, resp.text
+    assert resp.headers["etag"] == 'W/"2"'
+    current = client.get("/fhir/Patient/fp-1").json()
+    assert current["gender"] == "female"
+    assert current["name"] == [{"family": "Bùi", "given": ["Văn", "Lan"]}]
+    assert current["birthDate"] == "1990-04-30"
+    assert current["identifier"] == [{"system": "urn:y", "value": "2"}]
+    assert client.get("/fhir/Patient/fp-1/_history/1").json()["gender"] == "male"
+    for query, ids in ((("gender", "female"),), ["fp-1"]), ((("identifier", "urn:x|1"),), []):
+        found = client.get("/fhir/Patient", params=dict(query)).json()
+        assert [e["resource"]["id"] for e in found.get("entry", [])] == ids
+    stale = fhirpath_patch(
+        client, "fp-1", fhirpath_op("delete", "Patient.birthDate"), **{"If-Match": 'W/"1"'}
+    )
+    outcome(stale, {409, 412})
+
+
+@pytest.mark.parametrize(
+    ("ops", "statuses", "where"),
+    [
+        pytest.param([{"name": "op"}], {400}, "Parameters.parameter[0]", id="not-an-operation"),
+        pytest.param(
+            [fhirpath_op("frobnicate", "Patient")],
+            {400},
+            "Parameters.parameter[0].part[0]",
+            id="unknown-type",
+        ),
+        pytest.param(
+            [fhirpath_op("delete", "Patient.name(")],
+            {400},
+            "Parameters.parameter[0].part[1]",
+            id="bad-fhirpath",
+        ),
+        pytest.param(
+            [fhirpath_op("replace", "Patient.birthDate", {"name": "value", "valueDate": "1"})],
+            {422},
+            "Parameters.parameter[0]",
+            id="nothing-to-replace",
+        ),
+        pytest.param(
+            [fhirpath_op("replace", "Patient.gender", {"name": "value", "valueCode": "robot"})],
+            {422},
+            "Patient.gender",
+            id="invalid-code",
+        ),
+        pytest.param(
+            [fhirpath_op("replace", "Patient.gender", {"name": "value", "valueHumanName": {}})],
+            {422},
+            "Parameters.parameter[0]",
+            id="wrong-type",
+        ),
+        pytest.param(
+            [fhirpath_op("replace", "Patient.id", {"name": "value", "valueId": "x"})],
+            {422},
+            "Parameters.parameter[0]",
+            id="id",
+        ),
+        pytest.param(
+            [fhirpath_op("delete", "Patient")], {422}, "Parameters.parameter[0]", id="whole-resource"
+        ),
+        pytest.param(
+            [
+                fhirpath_op("replace", "Patient.gender", {"name": "value", "valueCode": "female"}),
+                fhirpath_op("delete", "Patient.name.given"),
+            ],
+            {422},
+            "Parameters.parameter[1]",
+            id="second-op-fails",
+        ),
+    ],
+)
+def test_bad_fhirpath_patch_stores_nothing(
+    client: TestClient, counts: Any, ops: list[dict[str, Any]], statuses: set[int], where: str
+) -> None:
+    put_patient(client, "fp-bad", gender="male", name=[{"given": ["A", "B"]}])
+    before: TableCounts = counts()
+    body = outcome(fhirpath_patch(client, "fp-bad", *ops), statuses)
+    assert body["issue"][0]["expression"][0].startswith(where), body
+    assert counts() == before
+    current = client.get("/fhir/Patient/fp-bad").json()
+    assert current["gender"] == "male"
+    assert current["meta"]["versionId"] == "1"
 
 
 def test_patch_missing_and_deleted(client: TestClient) -> None:

@@ -870,6 +870,65 @@ def test_patch_entries(client: TestClient, kind: str) -> None:
     assert total(client, "Patient?family=Patched") == 1
 
 
+def fhirpath_patch(*ops: list[dict[str, Any]]) -> dict[str, Any]:
+    """A FHIRPath Patch Parameters; each op is its list of parts."""
+    return {"resourceType": "Parameters", "parameter": [{"name": "operation", "part": p} for p in ops]}
+
+
+def test_a_fhirpath_patch_entry_may_point_at_what_the_transaction_creates(client: TestClient) -> None:
+    ok_transaction(
+        client, bundle("transaction", entry("PUT", "Patient/fp-tx", patient("fptx", res_id="fp-tx")))
+    )
+    org = {"resourceType": "Organization", "name": "Trạm Y tế phường Bến Nghé"}
+    add_org = [
+        {"name": "type", "valueCode": "add"},
+        {"name": "path", "valueString": "Patient"},
+        {"name": "name", "valueString": "managingOrganization"},
+        {"name": "value", "valueReference": {"reference": "urn:uuid:5a1e0c7e-0000-4000-8000-000000000001"}},
+    ]
+    rename = [
+        {"name": "type", "valueCode": "replace"},
+        {"name": "path", "valueString": "Patient.name[0].family"},
+        {"name": "value", "valueString": "Đã sửa"},
+    ]
+    items = ok_transaction(
+        client,
+        bundle(
+            "transaction",
+            entry("PATCH", "Patient/fp-tx", fhirpath_patch(add_org, rename)),
+            entry("POST", "Organization", org, full_url="urn:uuid:5a1e0c7e-0000-4000-8000-000000000001"),
+        ),
+    )
+    assert status_code(items[0]) == 200, items
+    org_id = items[1]["response"]["location"].split("/")[1]
+    doc = read(client, "Patient/fp-tx")
+    assert doc["managingOrganization"] == {"reference": f"Organization/{org_id}"}
+    assert doc["name"][0]["family"] == "Đã sửa"
+    assert total(client, f"Patient?organization=Organization/{org_id}") == 1
+
+
+def test_a_fhirpath_patch_entry_that_does_not_fit_undoes_the_transaction(client: TestClient) -> None:
+    ok_transaction(
+        client, bundle("transaction", entry("PUT", "Patient/fp-tx2", patient("fptx2", res_id="fp-tx2")))
+    )
+    bad = [
+        {"name": "type", "valueCode": "delete"},
+        {"name": "path", "valueString": "Patient.name.given | Patient.identifier"},
+    ]
+    resp = client.post(
+        "/fhir",
+        json=bundle(
+            "transaction",
+            entry("POST", "Patient", patient("fptx3")),
+            entry("PATCH", "Patient/fp-tx2", fhirpath_patch(bad)),
+        ),
+    )
+    body = outcome(resp, 422)
+    assert body["issue"][0]["expression"] == ["Bundle.entry[1].resource.parameter[0]"]
+    assert total(client, f"Patient?identifier={SYS}|fptx3") == 0
+    assert read(client, "Patient/fp-tx2")["meta"]["versionId"] == "1"
+
+
 def test_a_failing_patch_in_a_batch_reports_and_the_rest_goes_on(client: TestClient) -> None:
     ok_transaction(
         client, bundle("transaction", entry("PUT", "Patient/patch2", patient("p2", res_id="patch2")))

@@ -140,7 +140,8 @@ def capability_statement(
         [
             "healthbook FHIR R4 server. Only JSON (application/fhir+json) is produced and accepted;",
             "requests for XML are answered with 406 Not Acceptable (body 415 Unsupported Media Type).",
-            "PATCH takes JSON Patch (application/json-patch+json).",
+            "PATCH takes JSON Patch (application/json-patch+json) and FHIRPath Patch (a Parameters resource as",
+            "application/fhir+json).",
             *notes,
         ]
     )
@@ -154,7 +155,7 @@ def capability_statement(
         "implementation": {"description": "healthbook — Sổ sức khỏe điện tử", "url": base},
         "fhirVersion": "4.0.1",
         "format": ["application/fhir+json", "json"],
-        "patchFormat": ["application/json-patch+json"],
+        "patchFormat": ["application/json-patch+json", "application/fhir+json"],
         "rest": [
             {
                 "mode": "server",

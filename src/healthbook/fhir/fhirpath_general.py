@@ -28,9 +28,9 @@ from healthbook.fhir.fhirpath import Node
 
 log = logging.getLogger(__name__)
 
-_MODEL: dict[str, Any] = models["r4"]
-_CHOICES: dict[str, Any] = _MODEL["choiceTypePaths"]
-_ELSEWHERE: dict[str, str] = _MODEL["pathsDefinedElsewhere"]
+MODEL: dict[str, Any] = models["r4"]
+_CHOICES: dict[str, Any] = MODEL["choiceTypePaths"]
+_ELSEWHERE: dict[str, str] = MODEL["pathsDefinedElsewhere"]
 _STRING = re.compile(r"'(?:[^'\\]|\\.)*'|`(?:[^`\\]|\\.)*`")
 _ROOT = re.compile(r"(?<![\w.%$])([A-Z][A-Za-z0-9]*)\s*\.")
 _INDEX = re.compile(r"\[\d+\]")
@@ -58,7 +58,7 @@ def check_syntax(expression: str) -> None:
     parser.entireExpression()  # type: ignore[no-untyped-call]
 
 
-def _no_trace(_label: str, _value: Any) -> None:
+def no_trace(_label: str, _value: Any) -> None:
     """trace() in an expression must not print from inside the server."""
 
 
@@ -109,8 +109,8 @@ class GeneralPath:
     def __init__(self, expression: str) -> None:
         check_syntax(expression)
         self.expression = expression
-        options = {"returnRawData": True, "traceFn": _no_trace}
-        self._fn: Callable[..., list[Any]] = fhirpathpy.compile(expression, model=_MODEL, options=options)
+        options = {"returnRawData": True, "traceFn": no_trace}
+        self._fn: Callable[..., list[Any]] = fhirpathpy.compile(expression, model=MODEL, options=options)
         self._roots = _roots(expression)
 
     def evaluate(self, resource: dict[str, Any]) -> list[Node]:

@@ -9,7 +9,7 @@ from fastapi import Request
 from fastapi.responses import Response
 
 from healthbook.errors import BadRequest, NotAcceptable, PayloadTooLarge, UnsupportedMediaType
-from healthbook.fhir import jsonio
+from healthbook.fhir import jsonio, patching
 from healthbook.fhir.outcomes import Issue, operation_outcome
 from healthbook.fhir.store.sql_repository import StoredVersion
 from healthbook.fhir.timeutil import to_http_date
@@ -81,14 +81,20 @@ def negotiate(request: Request) -> None:
     )
 
 
+async def read_patch(request: Request, limit: int) -> patching.Patch:
+    """A PATCH body: JSON Patch as application/json-patch+json, FHIRPath Patch as FHIR JSON."""
+    body = await read_body(request, limit, patch=True)
+    return patching.parse(body, _media(request.headers.get("content-type", "")))
+
+
 async def read_body(request: Request, limit: int, *, patch: bool = False) -> Any:
     """Read and parse the JSON body, enforcing the size limit while streaming."""
     ctype = _media(request.headers.get("content-type", ""))
-    allowed = {"application/json-patch+json"} if patch else JSON_TYPES
+    allowed = JSON_TYPES | {patching.JSON_PATCH} if patch else JSON_TYPES
     if ctype in XML_TYPES:
         raise UnsupportedMediaType("FHIR XML is not supported: send application/fhir+json")
     if ctype not in allowed:
-        want = "application/json-patch+json" if patch else FHIR_JSON
+        want = f"{patching.JSON_PATCH} or {FHIR_JSON} (FHIRPath Patch)" if patch else FHIR_JSON
         raise UnsupportedMediaType(f"Content-Type '{ctype or '(none)'}' is not accepted here: send {want}")
     body = await read_raw_body(request, limit)
     if not body.strip():

@@ -23,6 +23,7 @@ from healthbook.fhir.http import (
     outcome_response,
     parse_prefer,
     read_body,
+    read_patch,
     read_raw_body,
     reject_nul,
     version_headers,
@@ -392,12 +393,12 @@ async def conditional_update(request: Request, res_type: str) -> Response:
 
 @router.patch("/{res_type}/{res_id}")
 async def patch(request: Request, res_type: str, res_id: str) -> Response:
-    """patch with JSON Patch."""
+    """patch with JSON Patch or FHIRPath Patch, told apart by the Content-Type."""
     negotiate(request)
     svc = _services(request)
-    body = await read_body(request, svc.settings.max_body_bytes, patch=True)
+    ops = await read_patch(request, svc.settings.max_body_bytes)
     result = await run_in_threadpool(
-        svc.fhir.patch, _caller(request), res_type, res_id, body, if_match=request.headers.get("if-match")
+        svc.fhir.patch, _caller(request), res_type, res_id, ops, if_match=request.headers.get("if-match")
     )
     base = base_url(request, svc.settings.public_base_url)
     return write_response(

@@ -11,8 +11,6 @@ from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import unquote_plus
 
-import jsonpatch
-import jsonpointer
 import orjson
 from sqlalchemy.engine import Connection
 from sqlalchemy.exc import IntegrityError
@@ -41,6 +39,7 @@ from healthbook.fhir.audit import (
 )
 from healthbook.fhir.hashing import hash63
 from healthbook.fhir.outcomes import Issue, has_errors
+from healthbook.fhir.patching import Patch
 from healthbook.fhir.search.sql import restricted, visible
 from healthbook.fhir.store import sql_repository as store
 from healthbook.fhir.store.sql_repository import StoredVersion
@@ -329,14 +328,13 @@ class FhirService:
         return self._retry(caller, run, warnings)
 
     def patch(
-        self, caller: Caller, res_type: str, res_id: str, patch_body: Any, *, if_match: str | None = None
+        self, caller: Caller, res_type: str, res_id: str, ops: Patch, *, if_match: str | None = None
     ) -> WriteResult:
-        """PATCH with a JSON Patch document; the patched resource must still be valid."""
+        """PATCH with a parsed patch (patching.parse); the patched resource must still be valid."""
         check_type(res_type)
         self.policy.check(caller, "patch", res_type)
         check_id(res_id)
         expected = parse_etag(if_match) if if_match is not None else None
-        ops = self._parse_patch(patch_body)
 
         def run(conn: Connection) -> WriteResult:
             cur = self._current(conn, res_type, res_id, lock=True)
@@ -344,10 +342,7 @@ class FhirService:
                 raise NotFound(f"{res_type}/{res_id} is not known")  # a test op must not probe it either
             if cur.deleted or cur.content is None:
                 raise Gone(f"{res_type}/{res_id} was deleted")
-            try:
-                patched = ops.apply(jsonio.loads(cur.content))
-            except (jsonpatch.JsonPatchException, jsonpointer.JsonPointerException, TypeError) as exc:
-                raise Unprocessable(f"JSON Patch cannot be applied: {exc}") from None
+            patched = ops(jsonio.loads(cur.content))
             resource, issues = self._checked_body(res_type, patched, res_id)
             result = self._put(conn, caller, resource, res_id, expected, "PATCH")
             result.issues.extend(issues)
@@ -403,33 +398,6 @@ class FhirService:
         self, res_type: str, body: Any, res_id: str | None
     ) -> tuple[dict[str, Any], list[Issue]]:
         return checked_body(res_type, body, res_id, self.body_checks)
-
-    def _parse_patch(self, patch_body: Any) -> jsonpatch.JsonPatch:
-        if not isinstance(patch_body, list):
-            raise BadRequest("A JSON Patch document must be a JSON array of operations")
-        for n, op in enumerate(patch_body):
-            if not isinstance(op, dict) or op.get("op") not in (
-                "add",
-                "remove",
-                "replace",
-                "move",
-                "copy",
-                "test",
-            ):
-                raise BadRequest(
-                    f"JSON Patch operation {n} is not a valid operation object", expression=f"[{n}]"
-                )
-            path = op.get("path")
-            if not isinstance(path, str):
-                raise BadRequest(f"JSON Patch operation {n} has no path", expression=f"[{n}].path")
-            if path.split("/")[1:2] in (["id"], ["resourceType"]) and op["op"] != "test":
-                raise Unprocessable(
-                    f"JSON Patch operation {n} may not change {path}", expression=f"[{n}].path"
-                )
-        try:
-            return jsonpatch.JsonPatch(patch_body)
-        except (jsonpatch.JsonPatchException, jsonpointer.JsonPointerException) as exc:
-            raise BadRequest(f"Invalid JSON Patch: {exc}") from None
 
     def _retry(
         self, caller: Caller, run: Callable[[Connection], WriteResult], warnings: list[Issue]

@@ -20,7 +20,7 @@ from healthbook.auth.subject import Caller
 from healthbook.db.dialect import deadlocked
 from healthbook.db.engine import Database
 from healthbook.errors import BadRequest, Conflict, HealthbookError, NotFound, PreconditionFailed
-from healthbook.fhir import jsonio
+from healthbook.fhir import jsonio, patching
 from healthbook.fhir.audit import Collector, read_access
 from healthbook.fhir.http import Prefer, reject_nul
 from healthbook.fhir.outcomes import Issue, operation_outcome
@@ -351,7 +351,10 @@ class BundleProcessor:
             return None
 
         for e in entries:
-            if isinstance(e.resource, dict) and e.method in ("POST", "PUT"):
+            patch = e.method == "PATCH" and isinstance(e.resource, dict)
+            if isinstance(e.resource, dict) and (
+                e.method in ("POST", "PUT") or (patch and e.resource.get("resourceType") == "Parameters")
+            ):
                 try:
                     _walk_references(e.resource, partial(fix, index=e.index))
                 except HealthbookError as exc:
@@ -403,27 +406,12 @@ class BundleProcessor:
             e.response["_resource"] = orjson.Fragment(result.stored.content)
 
     def _patch(self, conn: Connection, caller: Caller, e: Entry) -> WriteResult:
-        """PATCH inside a bundle: a Binary whose data is a JSON Patch document."""
-        res = e.resource
-        if res.get("resourceType") != "Binary" or res.get("contentType") != "application/json-patch+json":
-            raise _fail(
-                e.index, "PATCH entries take a Binary of contentType application/json-patch+json", ".resource"
-            )
-        try:
-            ops = jsonio.loads(base64.b64decode(str(res.get("data", "")), validate=True))
-        except (binascii.Error, ValueError):
-            raise _fail(
-                e.index, "Binary.data is not base64 of a JSON Patch document", ".resource.data"
-            ) from None
+        """PATCH inside a bundle: a FHIRPath Patch Parameters, or a Binary holding a JSON Patch."""
+        ops = _entry_patch(e)
         cur = self.fhir._current(conn, e.res_type, e.res_id or "", lock=True)
         if cur is None or cur.deleted or cur.content is None or not self.fhir._visible(conn, caller, cur):
             raise NotFound(f"{e.res_type}/{e.res_id} is not known")
-        patch = self.fhir._parse_patch(ops)
-        try:
-            patched = patch.apply(jsonio.loads(cur.content))
-        except Exception as exc:  # jsonpatch raises several unrelated types
-            raise BadRequest(f"JSON Patch cannot be applied: {exc}") from None
-        body, _ = self.fhir._checked_body(e.res_type, patched, e.res_id)
+        body, _ = self.fhir._checked_body(e.res_type, ops(jsonio.loads(cur.content)), e.res_id)
         expected = parse_etag(e.if_match) if e.if_match else None
         return self.fhir._put(conn, caller, body, e.res_id or "", expected, "PATCH")
 
@@ -526,6 +514,24 @@ def _check_independent(e: Entry, full_urls: set[str]) -> None:
         return None
 
     _walk_references(e.resource, fix)
+
+
+def _entry_patch(e: Entry) -> patching.Patch:
+    """The patch of a PATCH entry: a FHIRPath Patch Parameters, or a Binary of a JSON Patch document."""
+    res = e.resource
+    if res.get("resourceType") == "Parameters":
+        return patching.fhirpath(res)
+    if res.get("resourceType") != "Binary" or res.get("contentType") != patching.JSON_PATCH:
+        raise _fail(
+            e.index,
+            f"PATCH entries take a FHIRPath Patch Parameters or a Binary of contentType {patching.JSON_PATCH}",
+            ".resource",
+        )
+    try:
+        ops = jsonio.loads(base64.b64decode(str(res.get("data", "")), validate=True))
+    except (binascii.Error, ValueError):
+        raise _fail(e.index, "Binary.data is not base64 of a JSON Patch document", ".resource.data") from None
+    return patching.json_patch(ops)
 
 
 def _interaction(e: Entry) -> str:
