@@ -154,7 +154,7 @@ def test_the_walk_is_chosen_for_many_matches_only(
         monkeypatch.setattr(sql, "_patients", lambda conn: 10**6)
         assert not walks(conn, FREQUENT)
         monkeypatch.undo()
-        sql._PATIENTS.clear()
+        sql._ESTIMATES.clear()
         if postgres:
             conn.exec_driver_sql("ANALYZE resource")
             assert PATIENTS * 2 <= sql._patients(conn) <= PATIENTS * 8  # 4 × PATIENTS, estimated

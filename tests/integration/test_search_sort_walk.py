@@ -90,3 +90,16 @@ def test_the_walk_is_chosen_for_frequent_codes_only(loaded: TestClient, services
             strict=True,
         )
         assert not sql._walks_dates(conn, ("Observation",), sql._conds(both, None), "date")  # p3: few
+
+
+def test_the_walk_bound_grows_with_the_dates(
+    loaded: TestClient, services: Services, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Among a hundred million dates, 1,121 matches are too rare to walk for (sqrt(51 × 10⁸) ≈ 71,000)."""
+    postgres = services.fhir.db.engine.dialect.name == "postgresql"
+    parsed = parse(("Observation",), parse_qsl(f"code=http://loinc.org|{FREQUENT}&_sort=-date"), strict=True)
+    with services.fhir.db.read() as conn:
+        conds = sql._conds(parsed, None)
+        assert sql._walks_dates(conn, ("Observation",), conds, "date") is postgres
+        monkeypatch.setattr(sql, "_estimated", lambda conn, what, stmt: 10**8)
+        assert not sql._walks_dates(conn, ("Observation",), conds, "date")
