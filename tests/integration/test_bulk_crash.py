@@ -83,6 +83,7 @@ def write_big_file(path: Path) -> Counter[str]:
 def env_for(url: str) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("HEALTHBOOK_")}
     env["HEALTHBOOK_DATABASE_URL"] = url
+    env["HEALTHBOOK_IMPORT_WORKERS"] = "2"  # a pool even on one core: a kill must not orphan it
     return env
 
 
@@ -115,6 +116,32 @@ def clean_url(db_url: str, tmp_path: Path, request: pytest.FixtureRequest) -> It
             conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')  # a name made above
 
 
+def children(pid: int) -> set[int]:
+    """The processes whose parent is pid (from /proc)."""
+    out = set()
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue  # ended meanwhile
+        if int(fields[1]) == pid:
+            out.add(int(stat.parent.name))
+    return out
+
+
+def alive(pids: set[int]) -> set[int]:
+    """Those of pids still running (not zombies)."""
+    out = set()
+    for pid in pids:
+        try:
+            state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+        except OSError:
+            continue
+        if state != "Z":
+            out.add(pid)
+    return out
+
+
 def test_killed_import_rerun_gives_exactly_the_file(db_url: str, clean_url: str, tmp_path: Path) -> None:
     big = tmp_path / "big.ndjson"
     expected = write_big_file(big)
@@ -134,8 +161,14 @@ def test_killed_import_rerun_gives_exactly_the_file(db_url: str, clean_url: str,
                 )
                 assert time.monotonic() < deadline, "the import did not get going"
                 time.sleep(0.02)
+            workers = children(proc.pid)
+            assert workers, "the import runs without worker processes: the test would not see them"
             proc.send_signal(signal.SIGKILL)
             proc.wait(30)
+            gone = time.monotonic() + 30
+            while alive(workers) and time.monotonic() < gone:
+                time.sleep(0.05)
+            assert not alive(workers), f"the killed import left its workers behind: {alive(workers)}"
         finally:
             if proc.poll() is None:
                 proc.kill()

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import hashlib
 import multiprocessing
+import multiprocessing.connection
 import os
 import pickle
 import threading
@@ -94,6 +95,19 @@ _checks: Sequence[BodyCheck] = ()
 def _start_worker(checks: Sequence[BodyCheck]) -> None:
     global _checks
     _checks = checks
+    parent = multiprocessing.parent_process()
+    if parent is not None:
+        threading.Thread(target=_exit_with, args=(parent.sentinel,), daemon=True).start()
+
+
+def _exit_with(sentinel: int) -> None:
+    """End this worker when the importing process ends, however it ends.
+
+    A worker waits for work on a queue whose writing end it holds itself, so after a kill -9 of the
+    importer it would wait for ever (with its memory); the parent's sentinel becomes ready when it dies.
+    """
+    multiprocessing.connection.wait([sentinel])
+    os._exit(1)
 
 
 def _prepare_chunk(lines: list[Line]) -> list[Prepared]:
