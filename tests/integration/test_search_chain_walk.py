@@ -160,3 +160,24 @@ def test_the_walk_is_chosen_for_many_matches_only(
             assert PATIENTS * 2 <= sql._patients(conn) <= PATIENTS * 8  # 4 × PATIENTS, estimated
         else:
             assert sql._patients(conn) == 0  # SQLite has none (and never walks)
+
+
+def test_the_has_walk_bound_grows_with_the_patients(
+    loaded: TestClient, services: Services, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """_has on Patients checks Patient by Patient from max(floor, sqrt(page × Patients / 4)) sources."""
+    parsed = parse(
+        ("Patient",), parse_qsl("_has:Observation:subject:code=http://loinc.org|8867-4"), strict=True
+    )
+    c = parsed.clauses[0]
+    monkeypatch.setattr(sql, "HAS_PER_PATIENT_FROM", 20)
+    with services.fhir.db.read() as conn:
+        monkeypatch.setattr(sql, "_patients", lambda conn: 0)
+        assert sql._has_per_patient(c, "Observation", "subject", conn, 51) is not None  # 360 sources
+        monkeypatch.setattr(sql, "_patients", lambda conn: 10**6)  # the bound: 3,570
+        assert sql._has_per_patient(c, "Observation", "subject", conn, 51) is None
+    ids = [
+        e["resource"]["id"]
+        for e in loaded.get("/fhir/Patient?_has:Observation:subject:code=8867-4&_count=500").json()["entry"]
+    ]
+    assert len(ids) == PATIENTS  # the namesakes have no Observation
