@@ -48,7 +48,7 @@ _MATCH = (
     "FROM resource WHERE resource.res_type = {p} AND resource.deleted = {false} AND "
     "(resource.patient_key, resource.res_type, resource.res_id) IN (SELECT idx_token.patient_key, "
     "idx_token.res_type, idx_token.res_id FROM idx_token WHERE idx_token.param = {p} AND "
-    "idx_token.res_type = {p} AND idx_token.hash_sys_code = {p})"
+    "idx_token.res_type = {p} AND idx_token.hash_code = {p} AND idx_token.hash_sys_code = {p})"
 )
 SEARCH_PAGE = (
     "SELECT resource.patient_key, resource.res_type, resource.res_id, resource.content "
@@ -229,10 +229,10 @@ def create_app() -> Starlette:
             run(q_update, (vid, ts, False, content, res_id, "Patient", res_id))
         return vid
 
-    def do_search(key: int) -> tuple[list[tuple[Any, ...]], int]:
+    def do_search(code_key: int, key: int) -> tuple[list[tuple[Any, ...]], int]:
         with db.snapshot() as run:
-            rows = run(q_page, ("Patient", "identifier", "Patient", key, 51, 0))
-            total = int(run(q_count, ("Patient", "identifier", "Patient", key))[0][0])
+            rows = run(q_page, ("Patient", "identifier", "Patient", code_key, key, 51, 0))
+            total = int(run(q_count, ("Patient", "identifier", "Patient", code_key, key))[0][0])
         return rows, total
 
     async def metadata(request: Request) -> Response:
@@ -259,7 +259,8 @@ def create_app() -> Starlette:
 
     async def search(request: Request) -> Response:
         system, _, value = request.query_params.get("identifier", "").partition("|")
-        rows, total = await run_in_threadpool(do_search, hash63("Patient", "identifier", system, value))
+        code_key, key = hash63("Patient", "identifier", value), hash63("Patient", "identifier", system, value)
+        rows, total = await run_in_threadpool(do_search, code_key, key)
         entries = ",".join(f'{{"resource":{r[3]},"search":{{"mode":"match"}}}}' for r in rows)
         body = f'{{"resourceType":"Bundle","type":"searchset","total":{total},"entry":[{entries}]}}'
         return Response(body, media_type=FHIR_JSON)

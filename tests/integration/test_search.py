@@ -191,6 +191,12 @@ CASES = [
     ("Patient?_tag=urn:tags|vip", ["p1"]),
     ("Observation?code=http://loinc.org|8480-6", ["ob1", "ob2"]),
     ("Observation?code:text=test 84", ["ob1", "ob2", "ob3"]),
+    # system|code must match both: the same code in another system, or with no system, is another token
+    ("Condition?code=http://snomed.info/sct|44054006", ["c1"]),
+    ("Condition?code=http://loinc.org|44054006", []),
+    ("Condition?code=|44054006", []),
+    ("Condition?code=44054006", ["c1"]),
+    ("Observation?code=http://snomed.info/sct|8480-6,http://loinc.org|8462-4", ["ob3"]),
     # string: prefix, accent- and case-insensitive; :exact; :contains
     ("Patient?name=nguyen", ["p1", "p3"]),
     ("Patient?name=Nguyễn", ["p1", "p3"]),
@@ -277,6 +283,7 @@ CASES = [
     # composite parameters
     ("Observation?code-value-quantity=http://loinc.org|8480-6$gt130", ["ob2"]),
     ("Observation?code-value-quantity=8480-6$120", ["ob1"]),
+    ("Observation?code-value-quantity=http://snomed.info/sct|8480-6$120", []),
     ("Observation?code-value-quantity=8462-4$gt100", []),
     ("Observation?code-value-quantity=8480-6$lt200||mm[Hg],8462-4$80", ["ob1", "ob2", "ob3"]),
     ("Observation?code-value-string=29463-7$khong", ["ob4"]),

@@ -173,7 +173,8 @@ def composite_value_condition(
         *(
             c.c1_hash_code == hash63(t, definition.code, code)
             if system is None
-            else c.c1_hash_sys_code == hash63(t, definition.code, system, code)
+            else (c.c1_hash_code == hash63(t, definition.code, code))
+            & (c.c1_hash_sys_code == hash63(t, definition.code, system, code))
             for t in rtype_list
         )
     )

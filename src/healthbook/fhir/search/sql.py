@@ -258,7 +258,7 @@ def _token_value(
                 f"'{value[:80]}' is not type-system|type-code|value for '{c.raw_name}'", expression=c.raw_name
             )
         kind = f"{parts[0]}|{parts[1]}"
-        return or_(*(t.c.hash_sys_code == hash63(rtype, pcode, kind, parts[2]) for rtype in types))
+        return or_(*(_sys_code(t, rtype, pcode, kind, parts[2]) for rtype in types))
     system, code = split_pipe(value)
     if c.modifier == "text":
         pattern = f"{_like_escape(unescape(value).lower())}%"
@@ -270,8 +270,15 @@ def _token_value(
         elif code == "":
             hashes.append(t.c.hash_sys == hash63(rtype, pcode, system))
         else:
-            hashes.append(t.c.hash_sys_code == hash63(rtype, pcode, system, code))
+            hashes.append(_sys_code(t, rtype, pcode, system, code))
     return or_(*hashes)
+
+
+def _sys_code(t: FromClause, rtype: str, pcode: str, system: str, code: str) -> ColumnElement[bool]:
+    """system|code: seek the code's hash, compare the (system, code) hash in the same index entry."""
+    return (t.c.hash_code == hash63(rtype, pcode, code)) & (
+        t.c.hash_sys_code == hash63(rtype, pcode, system, code)
+    )
 
 
 def _string_value(t: FromClause, c: Clause, value: str) -> ColumnElement[bool]:
