@@ -34,7 +34,6 @@ PG_SETTINGS = {
     "full_page_writes": "off",
     "shared_preload_libraries": "pg_stat_statements",
     "pg_stat_statements.max": "2000",
-    "jit": "off",
 }
 
 

@@ -44,6 +44,7 @@ class Database:
                 busy_timeout_ms=settings.sqlite_busy_timeout_ms,
                 statement_timeout_ms=settings.statement_timeout_ms,
                 parallel_workers=settings.pg_parallel_workers,
+                jit=settings.pg_jit,
             ),
         )
         self.synchronous = settings.sqlite_synchronous
