@@ -144,7 +144,8 @@ class PostgresBackend:
     def __init__(self, url: str, size: int):
         from psycopg_pool import ConnectionPool
 
-        self.pool = ConnectionPool(url, min_size=size, max_size=size, kwargs={"autocommit": True}, open=True)
+        kwargs = {"autocommit": True, "options": "-c jit=off"}  # as healthbook's connections (db/dialect.py)
+        self.pool = ConnectionPool(url, min_size=size, max_size=size, kwargs=kwargs, open=True)
 
     @contextmanager
     def _tx(self, begin: str | None) -> Iterator[Run]:

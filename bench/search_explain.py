@@ -7,6 +7,8 @@ from urllib.parse import parse_qsl, urlsplit
 from sqlalchemy.dialects import postgresql
 from sqlalchemy.sql.elements import ClauseElement
 
+from healthbook.config import Settings
+from healthbook.db.dialect import engine_options
 from healthbook.fhir.search import sql
 from healthbook.fhir.search.query import parse
 
@@ -33,11 +35,24 @@ def statements(path: str) -> list[tuple[str, ClauseElement]]:
     return out
 
 
+def session_options(url: str) -> str:
+    """The session settings of the server's own connections (JIT, parallel workers), for a like plan."""
+    settings = Settings(database_url=url)
+    options = engine_options(
+        url,
+        pool_size=1,
+        busy_timeout_ms=0,
+        parallel_workers=settings.pg_parallel_workers,
+        jit=settings.pg_jit,
+    )
+    return str(options["connect_args"]["options"])
+
+
 def explain(url: str, statement: str) -> str:
     """EXPLAIN (ANALYZE, BUFFERS) text of one statement, run twice (the second, warm, plan is kept)."""
     import psycopg
 
-    with psycopg.connect(url, autocommit=True) as conn:
+    with psycopg.connect(url, autocommit=True, options=session_options(url)) as conn:
         conn.execute(f"EXPLAIN (ANALYZE, BUFFERS) {statement}")  # bench-internal SQL compiled above
         rows = conn.execute(f"EXPLAIN (ANALYZE, BUFFERS) {statement}").fetchall()
     return "\n".join(str(r[0]) for r in rows)

@@ -103,8 +103,9 @@ class Settings(BaseSettings):
     # Searches stop after a page; parallel workers cost more to start than they save (a LIMIT plan took
     # 70 ms with two workers and 3 ms without, at 1M resources), and concurrent requests use the cores.
     pg_parallel_workers: int = 0
-    # PostgreSQL JIT compilation on the connections. Off: it is chosen by estimated cost, and a search
-    # whose never-run branch is costed high compiled for 358 ms to run for 1 ms (at 1M resources).
+    # PostgreSQL JIT compilation on the connections (false: off, true: on, whatever the server's setting).
+    # Off: it is chosen by estimated cost, and a search whose never-run branch is costed high compiled for
+    # 358 ms to run for 1 ms (at 1M resources).
     pg_jit: bool = False
     # Connection pool size per process (PostgreSQL).
     pool_size: int = 20

@@ -51,9 +51,10 @@ def engine_options(
     after five runs, which estimates one row for every `res_type`/`param` condition and was measured
     up to 100 times slower for _has and date ranges. `statement_timeout_ms` (0 = none) bounds every
     statement on the server; see `unbounded()` for the few that must run longer. `parallel_workers` sets
-    max_parallel_workers_per_gather (None: the server's setting). `jit=False` turns PostgreSQL's JIT
-    compilation off: it starts above a plan *cost*, and the cost of a branch a search never runs (the
+    max_parallel_workers_per_gather (None: the server's setting). `jit` sets PostgreSQL's JIT compilation,
+    off by default: it starts above a plan *cost*, and the cost of a branch a search never runs (the
     fallback of a per-Patient _has walk) made a 1 ms statement spend 358 ms compiling, at 1M resources.
+    On Citus these options reach the coordinator's session only: set jit on the workers' databases too.
     """
     if url.startswith("sqlite"):
         # The driver's own transaction handling is switched off: we emit BEGIN ourselves (see below).
@@ -70,8 +71,7 @@ def engine_options(
         options.append(f"-c statement_timeout={int(statement_timeout_ms)}")
     if parallel_workers is not None:
         options.append(f"-c max_parallel_workers_per_gather={int(parallel_workers)}")
-    if not jit:
-        options.append("-c jit=off")
+    options.append(f"-c jit={'on' if jit else 'off'}")
     if options:
         connect_args["options"] = " ".join(options)
     return {

@@ -2,8 +2,11 @@
 
 The (system, code) hash moves to the end of ix_idx_token_code (and of ix_idx_composite_c1), where a
 search compares it inside the index entry; ix_idx_token_sys_code and ix_idx_composite_c1_sys go. Each was
-a B-tree keyed by a hash, so every token row cost one more insert at a random position: at millions of
-resources those pages are not in memory and the write waits for them.
+a B-tree keyed by a hash, so every token row cost one more insert at a random position, and the index was
+40% of the token indexes' size (596 of 1,397 MiB at 1M resources).
+
+The upgrade rebuilds ix_idx_token_code with idx_token locked (as 0006 did): minutes at millions of
+resources, during which searches and writes wait. Run it in a maintenance window.
 
 On PostgreSQL, dependency statistics tell the planner that the code's hash almost decides the (system,
 code) hash: without them it multiplies the two selectivities and expects a few hundred rows where there
