@@ -72,8 +72,7 @@ def engine_options(
     if parallel_workers is not None:
         options.append(f"-c max_parallel_workers_per_gather={int(parallel_workers)}")
     options.append(f"-c jit={'on' if jit else 'off'}")
-    if options:
-        connect_args["options"] = " ".join(options)
+    connect_args["options"] = " ".join(options)
     return {
         "pool_size": pool_size,
         "max_overflow": pool_size,
