@@ -44,14 +44,19 @@ def _worker() -> str:
     return os.environ.get("PYTEST_XDIST_WORKER", "main")
 
 
-@pytest.fixture(scope="session")
-def pg_url(pg_server: TempPostgres) -> str:
-    """A migrated database of this worker."""
-    url = pg_server.create_database(f"hb_{_worker()}")
+def migrated_database(server: TempPostgres, prefix: str) -> str:
+    """A new database of this worker in the test cluster, at the head revision."""
+    url = server.create_database(f"{prefix}_{_worker()}")
     db = Database(Settings(database_url=url))
     upgrade(db)
     db.dispose()
     return url
+
+
+@pytest.fixture(scope="session")
+def pg_url(pg_server: TempPostgres) -> str:
+    """A migrated database of this worker."""
+    return migrated_database(pg_server, "hb")
 
 
 def _truncate(db: Database) -> None:

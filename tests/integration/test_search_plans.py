@@ -10,7 +10,6 @@ their own (ANALYZE's row counts outlive a rollback, and would mislead other test
 from __future__ import annotations
 
 import json
-import os
 import re
 from collections.abc import Iterator
 from typing import Any
@@ -21,13 +20,12 @@ from psycopg import sql as pgsql
 from sqlalchemy import create_engine
 from sqlalchemy.dialects import postgresql
 
-from healthbook.config import Settings
 from healthbook.db.dialect import normalise_url
-from healthbook.db.engine import Database
-from healthbook.db.migrate import upgrade
 from healthbook.fhir.search import sql
 from healthbook.fhir.search.query import parse
 from healthbook.testing.postgres import TempPostgres
+
+from ..conftest import migrated_database
 
 pytestmark = pytest.mark.postgres
 
@@ -79,11 +77,7 @@ _VOLUME = [
 
 @pytest.fixture(scope="module")
 def plans_url(pg_server: TempPostgres) -> Iterator[str]:
-    name = f"hb_plans_{os.environ.get('PYTEST_XDIST_WORKER', 'main')}"
-    url = pg_server.create_database(name)
-    db = Database(Settings(database_url=url))
-    upgrade(db)
-    db.dispose()
+    url = migrated_database(pg_server, "hb_plans")
     engine = create_engine(normalise_url(url))
     with engine.begin() as conn:
         for statement in _VOLUME:
@@ -91,7 +85,7 @@ def plans_url(pg_server: TempPostgres) -> Iterator[str]:
     engine.dispose()
     yield url
     with psycopg.connect(pg_server.admin_url, autocommit=True) as conn:
-        conn.execute(pgsql.SQL("DROP DATABASE {}").format(pgsql.Identifier(name)))
+        conn.execute(pgsql.SQL("DROP DATABASE {}").format(pgsql.Identifier(url.rsplit("/", 1)[1])))
 
 
 @pytest.mark.parametrize(("rtype", "name", "value"), FORMS)

@@ -54,7 +54,7 @@ def engine_options(
     max_parallel_workers_per_gather (None: the server's setting). `jit` sets PostgreSQL's JIT compilation,
     off by default: it starts above a plan *cost*, and the cost of a branch a search never runs (the
     fallback of a per-Patient _has walk) made a 1 ms statement spend 358 ms compiling, at 1M resources.
-    On Citus these options reach the coordinator's session only: set jit on the workers' databases too.
+    On Citus, set jit on the workers' databases too: connection options are the coordinator session's.
     """
     if url.startswith("sqlite"):
         # The driver's own transaction handling is switched off: we emit BEGIN ourselves (see below).
